@@ -1,0 +1,348 @@
+"""IDEAgent: model turn -> tool calls -> tool results -> model turn, streamed as events.
+
+The agent is a traitlets ``Configurable`` so the same ``c.IDEAgent.*`` lines configure it inside the
+Jupyter server, in the CLI and in the Python API. One ``run(prompt)`` is one user turn; it yields
+events (see :mod:`.events`) and always ends with exactly one ``done`` event, whatever happened.
+
+Each model step and each tool call runs in a *pump* task that feeds a queue the generator reads:
+``cancel()`` cancels that task, so a turn stops at once even while a provider is silent or a tool
+is busy, and tools can stream their own events (the ensemble's members) while they run. After a
+cancel or an error the history is repaired so the next turn is valid for every provider: partial
+text is kept as an interrupted assistant message and every tool call gets a result.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import aclosing
+from pathlib import Path
+from typing import Any
+
+from traitlets import Bool, Dict, Float, Instance, Int, Unicode
+from traitlets.config import LoggingConfigurable
+
+from ..prompts.generic_ide import GENERIC_IDE_PROMPT
+from ..providers.base import (
+    Finished,
+    ProviderError,
+    ProviderRequest,
+    ReasoningDelta,
+    ReasoningOptions,
+    TextDelta,
+    ToolCallRequested,
+    Usage,
+)
+from ..providers.prices import PriceTable
+from ..providers.registry import ProviderPool, build_settings, parse_model
+from ..tools.base import ToolContext, ToolRegistry, ToolResult
+from .events import EventStream
+from .messages import (
+    AssistantMessage,
+    Message,
+    ToolCall,
+    ToolResultMessage,
+    UserMessage,
+    unanswered_calls,
+)
+
+Event = dict[str, Any]
+
+
+class TurnCancelled(Exception):
+    """Raised inside ``run`` when ``cancel()`` stopped the current step."""
+
+
+_END = object()
+
+
+class IDEAgent(LoggingConfigurable):
+    """The agent. ``async for event in agent.run(prompt)``, then ``await agent.cleanup()``."""
+
+    main_model = Unicode(
+        "openai:gpt-5", help="The main model, '<provider>:<model>' (see `providers`)."
+    ).tag(config=True)
+    reasoning_effort = Unicode(
+        "medium", allow_none=True, help="Reasoning effort of the main model (low/medium/high)."
+    ).tag(config=True)
+    thinking_budget = Int(
+        4096, help="Thinking token budget when the main model is an Anthropic or Gemini model."
+    ).tag(config=True)
+    providers = Dict(
+        help="Provider endpoints by name, merged onto openai/anthropic/gemini/xai defaults. "
+        "Fields: kind, api_key, api_key_env, base_url, base_url_env, timeout, max_retries, options.",
+    ).tag(config=True)
+    model_prices = Dict(
+        help="Extra or overriding prices: {model_prefix: {input, output, cached_input}} in USD/1M tokens."
+    ).tag(config=True)
+    max_steps = Int(50, help="Most model steps in one turn before it stops with max_steps.").tag(
+        config=True
+    )
+    max_output_tokens = Int(
+        None, allow_none=True, help="Cap on output tokens per model call."
+    ).tag(config=True)
+    tool_output_limit = Int(
+        30_000, help="Characters of one tool result sent to the model; the rest is cut with a note."
+    ).tag(config=True)
+    tool_timeout = Float(3600.0, help="Seconds before one tool call is stopped.").tag(config=True)
+
+    session_id = Unicode()
+    workspace_dir = Instance(Path)
+    system_prompt = Unicode(GENERIC_IDE_PROMPT)
+    enable_memory_compaction = Bool(True)
+
+    def __init__(
+        self,
+        session_id: str | None = None,
+        workspace_dir: str | Path = ".",
+        system_prompt: str | None = None,
+        enable_memory_compaction: bool = True,
+        *,
+        tools: ToolRegistry | None = None,
+        provider_pool: ProviderPool | None = None,
+        last_seq: int = 0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.session_id = session_id or uuid.uuid4().hex
+        self.workspace_dir = Path(workspace_dir).expanduser().resolve()
+        if system_prompt is not None:
+            self.system_prompt = system_prompt
+        self.enable_memory_compaction = enable_memory_compaction
+        self._owns_pool = provider_pool is None
+        self.pool = provider_pool or ProviderPool(build_settings(self.providers))
+        self.prices = PriceTable(self.model_prices)
+        self.tools = tools if tools is not None else default_tools()
+        self.history: list[Message] = []
+        self.events = EventStream(self.session_id, last_seq)
+        self.usage = Usage()
+        self.cost_usd = 0.0
+        self.started_at = time.time()
+        self._running = False
+        self._cancelled = False
+        self._active: asyncio.Task[None] | None = None
+
+    # --- public API ----------------------------------------------------------------------
+    @property
+    def running(self) -> bool:
+        return self._running
+
+    def cancel(self) -> bool:
+        """Stop the running turn; it ends with ``done(reason="cancelled")``. False if idle."""
+        if not self._running:
+            return False
+        self._cancelled = True
+        if self._active is not None:
+            self._active.cancel()
+        return True
+
+    async def cleanup(self) -> None:
+        """Cancel anything running and close the provider clients this agent owns."""
+        self.cancel()
+        if self._owns_pool:
+            await self.pool.aclose()
+
+    async def run(self, prompt: str, context: dict[str, Any] | None = None) -> AsyncIterator[Event]:
+        """Run one user turn, yielding events; never raises for provider or tool failures."""
+        if self._running:
+            yield self.events.make("error", None, message="A turn is already running.", kind="busy")
+            return
+        self._running, self._cancelled = True, False
+        turn = uuid.uuid4().hex[:12]
+        self.history.append(UserMessage(prompt, context))
+        yield self.events.make("user_message", turn, text=prompt, context=context)
+        reason = "completed"
+        try:
+            for _ in range(self.max_steps):
+                message = None
+                async for event_or_message in self._model_step(turn):
+                    if isinstance(event_or_message, AssistantMessage):
+                        message = event_or_message
+                    else:
+                        yield event_or_message
+                assert message is not None
+                self.history.append(message)
+                if not message.tool_calls:
+                    break
+                for call in message.tool_calls:
+                    async for event in self._tool_step(turn, call):
+                        yield event
+            else:
+                reason = "max_steps"
+                yield self.events.make(
+                    "error", turn, message=f"Stopped after {self.max_steps} model steps.",
+                    kind="max_steps",
+                )
+        except TurnCancelled:
+            reason = "cancelled"
+        except ProviderError as exc:
+            reason = "error"
+            yield self.events.make("error", turn, **exc.to_dict())
+        except Exception as exc:  # a bug of ours: report it, keep the session usable
+            self.log.exception("IDE agent turn failed")
+            reason = "error"
+            yield self.events.make("error", turn, message=f"{type(exc).__name__}: {exc}", kind="internal")
+        finally:
+            self._running = False
+            self._active = None
+        for event in self._close_unanswered(turn):
+            yield event
+        yield self.events.make("done", turn, reason=reason)
+
+    # --- steps -----------------------------------------------------------------------------
+    async def _pump(self, produce: Callable[[Callable[[Any], None]], Awaitable[None]]) -> AsyncIterator[Any]:
+        """Run ``produce(put)`` as the cancellable active task and yield what it puts."""
+        if self._cancelled:
+            raise TurnCancelled()
+        queue: asyncio.Queue[Any] = asyncio.Queue()
+
+        async def producer() -> None:
+            try:
+                await produce(queue.put_nowait)
+            except asyncio.CancelledError:
+                queue.put_nowait(TurnCancelled())
+                raise
+            except BaseException as exc:
+                queue.put_nowait(exc)
+            else:
+                queue.put_nowait(_END)
+
+        task = asyncio.create_task(producer())
+        self._active = task
+        try:
+            while True:
+                item = await queue.get()
+                if item is _END:
+                    return
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            self._active = None
+            if not task.done():
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+
+    async def _model_step(self, turn: str) -> AsyncIterator[Any]:
+        ref = parse_model(self.main_model)
+        provider = self.pool.get(ref.provider)
+        request = ProviderRequest(
+            model=ref.model,
+            system=self.system_prompt,
+            messages=list(self.history),
+            tools=self.tools.specs(),
+            max_output_tokens=self.max_output_tokens,
+            reasoning=ReasoningOptions(effort=self.reasoning_effort, budget_tokens=self.thinking_budget)
+            if self.reasoning_effort
+            else None,
+        )
+
+        async def produce(put: Callable[[Any], None]) -> None:
+            async with aclosing(provider.stream(request)) as stream:
+                async for pev in stream:
+                    put(pev)
+
+        partial: list[str] = []
+        try:
+            async for pev in self._pump(produce):
+                if isinstance(pev, TextDelta):
+                    partial.append(pev.text)
+                    yield self.events.make("text_delta", turn, text=pev.text)
+                elif isinstance(pev, ReasoningDelta):
+                    yield self.events.make("reasoning_delta", turn, text=pev.text)
+                elif isinstance(pev, ToolCallRequested):
+                    call = pev.call
+                    yield self.events.make(
+                        "tool_call", turn, call_id=call.call_id, name=call.name, arguments=call.arguments
+                    )
+                elif isinstance(pev, Usage):
+                    yield self._usage_event(turn, ref.provider, ref.model, pev)
+                elif isinstance(pev, Finished):
+                    yield pev.message
+        except TurnCancelled:
+            if partial:  # keep what the user already saw, marked as cut short
+                self.history.append(
+                    AssistantMessage(text="".join(partial), provider="", model=ref.model, interrupted=True)
+                )
+            raise
+
+    async def _tool_step(self, turn: str, call: ToolCall) -> AsyncIterator[Event]:
+        started = time.monotonic()
+        results: list[ToolResult] = []
+
+        async def produce(put: Callable[[Any], None]) -> None:
+            async def emit(type_: str, fields: dict[str, Any]) -> None:
+                put(self.events.make(type_, turn, **fields))
+
+            ctx = ToolContext(
+                root=self.workspace_dir, session_id=self.session_id, started_at=self.started_at, emit=emit
+            )
+            results.append(await self._run_tool(call, ctx))
+
+        async for event in self._pump(produce):
+            yield event
+        result = results[0]
+        content = _limit(result.output, self.tool_output_limit)
+        self.history.append(ToolResultMessage(call.call_id, call.name, content, result.is_error))
+        yield self.events.make(
+            "tool_result", turn, call_id=call.call_id, name=call.name, output=content,
+            is_error=result.is_error, duration_ms=round((time.monotonic() - started) * 1000),
+            data=result.data,
+        )
+
+    async def _run_tool(self, call: ToolCall, ctx: ToolContext) -> ToolResult:
+        if "_unparsed_arguments" in call.arguments:
+            raw = str(call.arguments["_unparsed_arguments"])[:500]
+            return ToolResult(f"The arguments of {call.name} were not valid JSON: {raw}", True)
+        try:
+            return await asyncio.wait_for(self.tools.run(call.name, call.arguments, ctx), self.tool_timeout)
+        except asyncio.TimeoutError:
+            return ToolResult(f"{call.name} did not finish within {self.tool_timeout:.0f} s and was stopped.", True)
+
+    def _close_unanswered(self, turn: str) -> list[Event]:
+        """Give every tool call left without a result one, so the history stays valid."""
+        events = []
+        for call in unanswered_calls(self.history):
+            text = "Cancelled by the user before this tool ran." if self._cancelled else "Not run: the turn ended."
+            self.history.append(ToolResultMessage(call.call_id, call.name, text, True))
+            events.append(
+                self.events.make("tool_result", turn, call_id=call.call_id, name=call.name, output=text,
+                                 is_error=True, duration_ms=0, data=None)
+            )
+        return events
+
+    def _usage_event(self, turn: str, provider: str, model: str, usage: Usage) -> Event:
+        cost = self.prices.cost(model, usage)
+        self.usage = self.usage + usage
+        self.cost_usd += cost or 0.0
+        return self.events.make(
+            "usage", turn, provider=provider, model=model,
+            input_tokens=usage.input_tokens, output_tokens=usage.output_tokens,
+            reasoning_tokens=usage.reasoning_tokens, cached_tokens=usage.cached_tokens,
+            cost_usd=cost, session_cost_usd=round(self.cost_usd, 8),
+            session_input_tokens=self.usage.input_tokens, session_output_tokens=self.usage.output_tokens,
+        )
+
+
+def _limit(text: str, limit: int) -> str:
+    if len(text) <= limit:
+        return text
+    head = text[: limit * 2 // 3]
+    tail = text[-limit // 3 :]
+    cut = len(text) - len(head) - len(tail)
+    return f"{head}\n[... {cut} characters cut; the full output is kept in the file or notebook ...]\n{tail}"
+
+
+def default_tools() -> ToolRegistry:
+    """The tools every agent gets; later issues add notebook, script and ensemble tools here."""
+    from ..tools.files import file_tools
+
+    return ToolRegistry(file_tools())
+
+
+def args_preview(arguments: dict[str, Any], limit: int = 200) -> str:
+    text = json.dumps(arguments, ensure_ascii=False)
+    return text if len(text) <= limit else text[: limit - 1] + "…"

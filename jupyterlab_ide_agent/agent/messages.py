@@ -1,0 +1,89 @@
+"""Provider-neutral conversation history.
+
+The loop keeps one history that any provider adapter can turn into its own request format. Each
+assistant message also keeps the *replay items* of the provider that produced it (OpenAI reasoning
+items, Anthropic thinking blocks with signatures, Gemini thought signatures): some providers refuse a
+tool-use continuation without them, and they are only valid for the provider that made them, so an
+adapter uses them when ``replay.provider`` is its own kind and falls back to the neutral text and tool
+calls otherwise (for example after the user switches the main model mid-session).
+
+Messages are plain dataclasses with ``to_dict``/``from_dict`` so sessions can be persisted as JSON.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal, Union
+
+
+@dataclass
+class ToolCall:
+    """A tool call the model asked for. ``call_id`` pairs it with its :class:`ToolResultMessage`."""
+
+    call_id: str
+    name: str
+    arguments: dict[str, Any]
+
+
+@dataclass
+class UserMessage:
+    text: str
+    context: dict[str, Any] | None = None
+    role: Literal["user"] = "user"
+
+
+@dataclass
+class AssistantMessage:
+    """One model turn: its visible text, the tool calls it made and the provider's replay items."""
+
+    text: str = ""
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    reasoning: str = ""
+    provider: str = ""  # the adapter kind that produced it: openai, anthropic, gemini, xai
+    model: str = ""
+    replay: list[dict[str, Any]] = field(default_factory=list)
+    interrupted: bool = False
+    role: Literal["assistant"] = "assistant"
+
+
+@dataclass
+class ToolResultMessage:
+    call_id: str
+    name: str
+    content: str
+    is_error: bool = False
+    role: Literal["tool"] = "tool"
+
+
+Message = Union[UserMessage, AssistantMessage, ToolResultMessage]
+
+
+def message_to_dict(message: Message) -> dict[str, Any]:
+    return asdict(message)
+
+
+def message_from_dict(data: dict[str, Any]) -> Message:
+    role = data.get("role")
+    if role == "user":
+        return UserMessage(text=data["text"], context=data.get("context"))
+    if role == "assistant":
+        calls = [ToolCall(**c) for c in data.get("tool_calls", [])]
+        fields = {k: v for k, v in data.items() if k not in ("tool_calls", "role")}
+        return AssistantMessage(tool_calls=calls, **fields)
+    if role == "tool":
+        fields = {k: v for k, v in data.items() if k != "role"}
+        return ToolResultMessage(**fields)
+    raise ValueError(f"unknown message role: {role!r}")
+
+
+def unanswered_calls(history: list[Message]) -> list[ToolCall]:
+    """Tool calls of the last assistant message that have no result yet.
+
+    Every provider rejects a history where a tool call has no result, so the loop closes these
+    (with a "cancelled" result) before it stops a turn.
+    """
+    answered = {m.call_id for m in history if isinstance(m, ToolResultMessage)}
+    for message in reversed(history):
+        if isinstance(message, AssistantMessage):
+            return [c for c in message.tool_calls if c.call_id not in answered]
+    return []

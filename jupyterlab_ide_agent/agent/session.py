@@ -1,0 +1,148 @@
+"""Sessions: one conversation each, its agent, its event log, its subscribers and its prompt queue.
+
+A session owns a worker task that takes prompts one at a time, so two prompts sent at once are
+queued (the second gets a ``queued`` event), never interleaved. Every event the agent yields is
+appended to the log and handed to every subscriber *synchronously*: a WebSocket that replays the log
+and then subscribes, with no ``await`` in between, can neither miss nor duplicate an event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from traitlets.config import Configurable
+
+from ..providers.registry import ProviderPool
+from .loop import IDEAgent
+
+Event = dict[str, Any]
+Subscriber = Callable[[Event], None]
+
+
+class SessionNotFound(KeyError):
+    pass
+
+
+class AgentSession:
+    def __init__(self, agent: IDEAgent, title: str) -> None:
+        self.agent = agent
+        self.id = agent.session_id
+        self.title = title
+        self.created = time.time()
+        self.updated = self.created
+        self.log: list[Event] = []
+        self._subscribers: set[Subscriber] = set()
+        self._prompts: asyncio.Queue[tuple[str, dict[str, Any] | None]] = asyncio.Queue()
+        self._worker: asyncio.Task[None] | None = None
+
+    # --- subscribers -------------------------------------------------------------------------
+    def events_after(self, seq: int) -> list[Event]:
+        return [e for e in self.log if e["seq"] > seq]
+
+    def subscribe(self, callback: Subscriber) -> Callable[[], None]:
+        self._subscribers.add(callback)
+        return lambda: self._subscribers.discard(callback)
+
+    def _publish(self, event: Event) -> None:
+        self.log.append(event)
+        self.updated = event["ts"]
+        for callback in list(self._subscribers):
+            try:
+                callback(event)
+            except Exception:  # one broken client must not stop the others
+                self.agent.log.exception("IDE agent subscriber failed; dropping it")
+                self._subscribers.discard(callback)
+
+    # --- turns --------------------------------------------------------------------------------
+    @property
+    def running(self) -> bool:
+        return self.agent.running or not self._prompts.empty()
+
+    def submit(self, text: str, context: dict[str, Any] | None = None) -> None:
+        """Queue a prompt; it runs when the turns before it are done."""
+        if self.agent.running or not self._prompts.empty():
+            self._publish(self.agent.events.make("queued", None, text=text))
+        self._prompts.put_nowait((text, context))
+        if self._worker is None or self._worker.done():
+            self._worker = asyncio.create_task(self._work(), name=f"ide-agent-{self.id}")
+
+    def cancel(self) -> bool:
+        """Cancel the running turn and drop queued prompts."""
+        while not self._prompts.empty():
+            self._prompts.get_nowait()
+        return self.agent.cancel()
+
+    async def _work(self) -> None:
+        while not self._prompts.empty():
+            text, context = self._prompts.get_nowait()
+            async for event in self.agent.run(text, context):
+                self._publish(event)
+
+    async def close(self) -> None:
+        self.cancel()
+        if self._worker is not None:
+            self._worker.cancel()
+            await asyncio.gather(self._worker, return_exceptions=True)
+        await self.agent.cleanup()
+        self._subscribers.clear()
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "title": self.title,
+            "created": self.created,
+            "updated": self.updated,
+            "running": self.running,
+            "last_seq": self.agent.events.last_seq,
+            "usage": {
+                "input_tokens": self.agent.usage.input_tokens,
+                "output_tokens": self.agent.usage.output_tokens,
+                "cost_usd": round(self.agent.cost_usd, 8),
+            },
+        }
+
+
+class SessionManager:
+    """All sessions of one server (or one CLI process), sharing one provider pool."""
+
+    def __init__(self, *, parent: Configurable | None, workspace_dir: Path, pool: ProviderPool) -> None:
+        self.parent = parent
+        self.workspace_dir = workspace_dir
+        self.pool = pool
+        self._sessions: dict[str, AgentSession] = {}
+
+    def create(self, title: str | None = None) -> AgentSession:
+        agent = IDEAgent(
+            session_id=uuid.uuid4().hex,
+            workspace_dir=self.workspace_dir,
+            provider_pool=self.pool,
+            parent=self.parent,
+        )
+        session = AgentSession(agent, title or "New session")
+        self._sessions[session.id] = session
+        return session
+
+    def get(self, session_id: str) -> AgentSession:
+        try:
+            return self._sessions[session_id]
+        except KeyError:
+            raise SessionNotFound(session_id) from None
+
+    def list(self) -> list[AgentSession]:
+        return sorted(self._sessions.values(), key=lambda s: s.updated, reverse=True)
+
+    async def delete(self, session_id: str) -> None:
+        session = self._sessions.pop(session_id, None)
+        if session is None:
+            raise SessionNotFound(session_id)
+        await session.close()
+
+    async def shutdown(self) -> None:
+        for session_id in list(self._sessions):
+            await self.delete(session_id)
+        await self.pool.aclose()

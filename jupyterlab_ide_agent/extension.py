@@ -1,0 +1,49 @@
+"""The Jupyter server extension: wires the session manager and the handlers into the server.
+
+Configuration lives on :class:`~.agent.loop.IDEAgent` (``c.IDEAgent.main_model``,
+``c.IDEAgent.providers``, ...) so the server, the CLI and the Python API read the same lines.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from jupyter_server.extension.application import ExtensionApp
+from traitlets import Int
+
+from . import __version__
+from .agent.session import SessionManager
+from .handlers import route_handlers
+from .providers.registry import ProviderPool, build_settings
+
+
+class IDEAgentExtension(ExtensionApp):
+    name = "jupyterlab_ide_agent"
+    description = "An autonomous IDE agent for JupyterLab."
+
+    max_message_bytes = Int(
+        10 * 1024 * 1024, help="Largest WebSocket message or request body accepted, in bytes."
+    ).tag(config=True)
+
+    def initialize_settings(self) -> None:
+        agent_config: Any = self.config.get("IDEAgent", {})
+        pool = ProviderPool(build_settings(agent_config.get("providers", {})))
+        root = Path(self.serverapp.root_dir).expanduser().resolve()
+        self.sessions = SessionManager(parent=self, workspace_dir=root, pool=pool)
+        self.settings.update(
+            {
+                "ide_agent_sessions": self.sessions,
+                "ide_agent_version": __version__,
+                "ide_agent_max_message_bytes": self.max_message_bytes,
+            }
+        )
+        problems = [row["missing"] for row in pool.status() if row["missing"]]
+        self.log.info("IDE agent %s ready; root %s; unconfigured providers: %s", __version__, root,
+                      ", ".join(p.split(":")[0] for p in problems) or "none")
+
+    def initialize_handlers(self) -> None:
+        self.handlers.extend(route_handlers())
+
+    async def stop_extension(self) -> None:
+        await self.sessions.shutdown()

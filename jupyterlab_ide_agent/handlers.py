@@ -1,0 +1,220 @@
+"""REST and WebSocket routes under ``{base_url}ide-agent/``.
+
+Every route is authenticated by the server's identity provider and authorized through its authorizer
+(resource ``ide-agent``): REST handlers are ``APIHandler`` (which also enforces XSRF on writes) with
+``@authorized``; the WebSocket checks the token like the kernel socket does, checks the Origin
+(``WebSocketMixin``) and asks the authorizer before it opens. See docs/openapi.yaml.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from jupyter_core.utils import ensure_async
+from jupyter_server.auth.decorator import authorized, ws_authenticated
+from jupyter_server.base.handlers import APIHandler, JupyterHandler
+from jupyter_server.base.websocket import WebSocketMixin
+from jupyter_server.utils import url_path_join
+from tornado import web, websocket
+
+from .agent.loop import IDEAgent
+from .agent.session import AgentSession, SessionManager, SessionNotFound
+
+AUTH_RESOURCE = "ide-agent"
+SESSION_ID = r"(?P<session_id>[^/]+)"
+
+
+class _Base(APIHandler):
+    auth_resource = AUTH_RESOURCE
+
+    @property
+    def sessions(self) -> SessionManager:
+        return self.settings["ide_agent_sessions"]
+
+    def session_or_404(self, session_id: str) -> AgentSession:
+        try:
+            return self.sessions.get(session_id)
+        except SessionNotFound:
+            raise web.HTTPError(404, f"No IDE agent session {session_id!r}") from None
+
+    def json_body(self) -> dict[str, Any]:
+        limit = self.settings["ide_agent_max_message_bytes"]
+        if len(self.request.body) > limit:
+            raise web.HTTPError(413, f"Request body is larger than {limit} bytes")
+        if not self.request.body:
+            return {}
+        try:
+            body = json.loads(self.request.body)
+        except json.JSONDecodeError as exc:
+            raise web.HTTPError(400, f"Request body is not valid JSON: {exc}") from None
+        if not isinstance(body, dict):
+            raise web.HTTPError(400, "Request body must be a JSON object")
+        return body
+
+
+class StatusHandler(_Base):
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        agent_cfg: Any = self.config.get("IDEAgent", {})
+        rows = self.sessions.pool.status()
+        main_model = agent_cfg.get("main_model", IDEAgent.main_model.default_value)
+        main_provider = main_model.split(":", 1)[0]
+        problems = [r["missing"] for r in rows if r["missing"] and r["name"] == main_provider]
+        if main_provider not in {r["name"] for r in rows}:
+            problems.append(f"main model {main_model!r} names no configured provider")
+        self.finish(
+            {
+                "version": self.settings["ide_agent_version"],
+                "ready": not problems,
+                "main_model": main_model,
+                "providers": rows,
+                "problems": problems,
+            }
+        )
+
+
+class SessionsHandler(_Base):
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        self.finish({"sessions": [s.to_json() for s in self.sessions.list()]})
+
+    @web.authenticated
+    @authorized
+    async def post(self) -> None:
+        body = self.json_body()
+        title = body.get("title")
+        if title is not None and not isinstance(title, str):
+            raise web.HTTPError(400, "title must be a string")
+        session = self.sessions.create(title)
+        self.set_status(201)
+        self.finish(session.to_json())
+
+
+class SessionHandler(_Base):
+    @web.authenticated
+    @authorized
+    async def get(self, session_id: str) -> None:
+        self.finish(self.session_or_404(session_id).to_json())
+
+    @web.authenticated
+    @authorized
+    async def patch(self, session_id: str) -> None:
+        session = self.session_or_404(session_id)
+        title = self.json_body().get("title")
+        if not isinstance(title, str) or not title.strip():
+            raise web.HTTPError(400, "title must be a non-empty string")
+        session.title = title.strip()[:200]
+        self.finish(session.to_json())
+
+    @web.authenticated
+    @authorized
+    async def delete(self, session_id: str) -> None:
+        try:
+            await self.sessions.delete(session_id)
+        except SessionNotFound:
+            raise web.HTTPError(404, f"No IDE agent session {session_id!r}") from None
+        self.set_status(204)
+        self.finish()
+
+
+class EventsHandler(_Base):
+    @web.authenticated
+    @authorized
+    async def get(self, session_id: str) -> None:
+        session = self.session_or_404(session_id)
+        after = _int_arg(self.get_argument("after_seq", "0"))
+        self.finish({"events": session.events_after(after)})
+
+
+class StreamHandler(WebSocketMixin, websocket.WebSocketHandler, JupyterHandler):
+    """``WS sessions/{id}/stream?after_seq=N``: replay after N, then live events; takes prompts."""
+
+    auth_resource = AUTH_RESOURCE
+
+    def set_default_headers(self) -> None:  # JupyterHandler's headers make no sense on a socket
+        pass
+
+    @property
+    def max_message_size(self) -> int:  # tornado closes with 1009 past this
+        return self.settings["ide_agent_max_message_bytes"]
+
+    @ws_authenticated
+    async def get(self, session_id: str) -> None:
+        allowed = await ensure_async(
+            self.authorizer.is_authorized(self, self.current_user, "execute", AUTH_RESOURCE)
+        )
+        if not allowed:
+            raise web.HTTPError(403)
+        try:
+            self.session: AgentSession = self.settings["ide_agent_sessions"].get(session_id)
+        except SessionNotFound:
+            raise web.HTTPError(404, f"No IDE agent session {session_id!r}") from None
+        self.after_seq = _int_arg(self.get_argument("after_seq", "0"))
+        await super().get(session_id)
+
+    def open(self, session_id: str) -> None:  # type: ignore[override]
+        super().open()
+        # replay then subscribe with no await in between: nothing missed, nothing twice
+        for event in self.session.events_after(self.after_seq):
+            self.write_message(json.dumps(event))
+        self._unsubscribe = self.session.subscribe(self._send)
+
+    def _send(self, event: dict[str, Any]) -> None:
+        try:
+            self.write_message(json.dumps(event))
+        except websocket.WebSocketClosedError:
+            self._unsubscribe()
+
+    def on_message(self, message: str | bytes) -> None:
+        try:
+            data = json.loads(message)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return self._reject("Message is not valid JSON.")
+        if not isinstance(data, dict):
+            return self._reject("Message must be a JSON object.")
+        kind = data.get("type")
+        if kind == "prompt":
+            text, context = data.get("text"), data.get("context")
+            if not isinstance(text, str) or not text.strip():
+                return self._reject("A prompt needs a non-empty 'text' string.")
+            if context is not None and not isinstance(context, dict):
+                return self._reject("'context' must be an object.")
+            self.session.submit(text, context)
+        elif kind == "cancel":
+            self.session.cancel()
+        else:
+            self._reject(f"Unknown message type {kind!r}; expected 'prompt' or 'cancel'.")
+
+    def _reject(self, message: str) -> None:
+        """A protocol error for this client only: not part of the session's log (no seq)."""
+        self.write_message(
+            json.dumps({"type": "error", "kind": "bad_request", "message": message, "seq": None,
+                        "session_id": self.session.id})
+        )
+
+    def on_close(self) -> None:
+        unsubscribe = getattr(self, "_unsubscribe", None)
+        if unsubscribe:
+            unsubscribe()
+        super().on_close()
+
+
+def _int_arg(value: str) -> int:
+    try:
+        return max(0, int(value))
+    except ValueError:
+        raise web.HTTPError(400, f"after_seq must be an integer, got {value!r}") from None
+
+
+def route_handlers() -> list[tuple[str, type]]:
+    base = "ide-agent"
+    return [
+        (url_path_join(base, "status"), StatusHandler),
+        (url_path_join(base, "sessions"), SessionsHandler),
+        (url_path_join(base, "sessions", SESSION_ID), SessionHandler),
+        (url_path_join(base, "sessions", SESSION_ID, "events"), EventsHandler),
+        (url_path_join(base, "sessions", SESSION_ID, "stream"), StreamHandler),
+    ]

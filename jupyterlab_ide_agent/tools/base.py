@@ -1,0 +1,99 @@
+"""Tools: declared once (name, JSON schema, async run), rendered by each provider adapter.
+
+A tool never raises into the loop: invalid arguments, refused paths and failures all become a
+:class:`ToolResult` with ``is_error=True`` that the model can read and recover from.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+
+from ..providers.base import ToolSpec
+
+
+class ToolError(Exception):
+    """Raised inside a tool for an expected failure; the registry turns it into an error result."""
+
+
+@dataclass
+class ToolResult:
+    output: str
+    is_error: bool = False
+    data: dict[str, Any] | None = None  # structured extras for the sidebar (never sent to the model)
+
+
+@dataclass
+class ToolContext:
+    """What a tool may touch. ``root`` confines every path; ``emit`` streams extra events (ensemble)."""
+
+    root: Path
+    session_id: str
+    started_at: float = field(default_factory=time.time)
+    emit: Callable[[str, dict[str, Any]], Awaitable[None]] | None = None
+    services: dict[str, Any] = field(default_factory=dict)  # host, workspace state, process table
+
+
+class Tool(ABC):
+    name: str = ""
+    description: str = ""
+    parameters: dict[str, Any] = {"type": "object", "properties": {}}
+    #: tools that run code or scripts ask the user first when approval mode is on
+    runs_code: bool = False
+
+    @property
+    def spec(self) -> ToolSpec:
+        return ToolSpec(self.name, self.description, self.parameters)
+
+    @abstractmethod
+    async def run(self, args: dict[str, Any], ctx: ToolContext) -> ToolResult:
+        ...
+
+
+class ToolRegistry:
+    def __init__(self, tools: list[Tool] | None = None) -> None:
+        self._tools: dict[str, Tool] = {}
+        for tool in tools or []:
+            self.register(tool)
+
+    def register(self, tool: Tool) -> None:
+        if tool.name in self._tools:
+            raise ValueError(f"tool {tool.name!r} is registered twice")
+        jsonschema.Draft202012Validator.check_schema(tool.parameters)
+        self._tools[tool.name] = tool
+
+    def get(self, name: str) -> Tool | None:
+        return self._tools.get(name)
+
+    def names(self) -> list[str]:
+        return list(self._tools)
+
+    def specs(self) -> list[ToolSpec]:
+        return [t.spec for t in self._tools.values()]
+
+    async def run(self, name: str, args: Any, ctx: ToolContext) -> ToolResult:
+        """Validate and run a tool; every failure comes back as an error result, never an exception."""
+        tool = self._tools.get(name)
+        if tool is None:
+            return ToolResult(f"Unknown tool {name!r}. Available: {', '.join(self._tools)}", True)
+        if not isinstance(args, dict):
+            return ToolResult(f"Arguments for {name} must be a JSON object, got {type(args).__name__}", True)
+        try:
+            jsonschema.validate(args, tool.parameters)
+        except jsonschema.ValidationError as exc:
+            where = "/".join(str(p) for p in exc.absolute_path) or "arguments"
+            return ToolResult(f"Invalid arguments for {name} ({where}): {exc.message}", True)
+        try:
+            return await tool.run(args, ctx)
+        except ToolError as exc:
+            return ToolResult(str(exc), True)
+        except Exception as exc:  # a bug in a tool must not end the turn
+            tb = traceback.format_exc(limit=3)
+            return ToolResult(f"{name} failed: {type(exc).__name__}: {exc}\n{tb}", True)
