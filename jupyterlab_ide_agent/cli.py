@@ -106,10 +106,10 @@ class IDEAgentCLI(JupyterApp):
     async def main(self, one_shot: str | None) -> int:
         agent = IDEAgent(workspace_dir=self.workspace, parent=self)
         printer = EventPrinter(sys.stdout, self.color, self.show_reasoning)
-        provider = agent.main_model.split(":", 1)[0]
-        missing = [r["missing"] for r in agent.pool.status() if r["name"] == provider and r["missing"]]
-        if missing:
-            print(f"Main model {agent.main_model} is not configured: {missing[0]}", file=sys.stderr)
+        problems = agent.pool.problems(agent.main_model)
+        if problems:
+            print(f"Main model {agent.main_model} is not usable: {'; '.join(problems)}", file=sys.stderr)
+            await agent.cleanup()
             return 2
         try:
             if one_shot:

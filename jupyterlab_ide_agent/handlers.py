@@ -60,10 +60,7 @@ class StatusHandler(_Base):
         agent_cfg: Any = self.config.get("IDEAgent", {})
         rows = self.sessions.pool.status()
         main_model = agent_cfg.get("main_model", IDEAgent.main_model.default_value)
-        main_provider = main_model.split(":", 1)[0]
-        problems = [r["missing"] for r in rows if r["missing"] and r["name"] == main_provider]
-        if main_provider not in {r["name"] for r in rows}:
-            problems.append(f"main model {main_model!r} names no configured provider")
+        problems = self.sessions.pool.problems(main_model)
         self.finish(
             {
                 "version": self.settings["ide_agent_version"],

@@ -118,6 +118,18 @@ class ProviderPool:
             )
         return rows
 
+    def problems(self, main_model: str) -> list[str]:
+        """Why ``main_model`` cannot be used right now (empty when it can)."""
+        try:
+            ref = parse_model(main_model)
+        except ValueError as exc:
+            return [str(exc)]
+        if ref.provider not in self.settings:
+            return [f"main model {main_model!r} names no configured provider "
+                    f"(configured: {', '.join(self.settings)})"]
+        missing = self.settings[ref.provider].missing()
+        return [missing] if missing else []
+
     async def aclose(self) -> None:
         for adapter in self._adapters.values():
             await adapter.aclose()
