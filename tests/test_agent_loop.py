@@ -193,3 +193,12 @@ async def test_missing_key_is_a_clear_error(make_agent: Any) -> None:
     [error] = of_type(events, "error")
     assert "NOPE_KEY" in error["message"] and error["kind"] == "config"
     assert isinstance(agent.history[0], UserMessage)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_editor_context_reaches_the_model(kind: str, fakes: Any, make_agent: Any) -> None:
+    fakes[kind].script(ScriptedTurn(text="seen"))
+    agent = make_agent(kind)
+    await collect(agent, "explain this cell", context={"notebook": "analysis.ipynb", "cells": ["x = 41"]})
+    body = str(fakes[kind].requests[-1]["body"])
+    assert "explain this cell" in body and "analysis.ipynb" in body and "x = 41" in body

@@ -12,6 +12,7 @@ Messages are plain dataclasses with ``to_dict``/``from_dict`` so sessions can be
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, Union
 
@@ -30,6 +31,13 @@ class UserMessage:
     text: str
     context: dict[str, Any] | None = None
     role: Literal["user"] = "user"
+
+    def rendered(self) -> str:
+        """What every provider is sent: the text, plus the editor context the sidebar attached
+        (notebook path, selected cells) as JSON, so all adapters show the model the same thing."""
+        if not self.context:
+            return self.text
+        return f"{self.text}\n\n<context>\n{json.dumps(self.context, indent=1, default=str)}\n</context>"
 
 
 @dataclass

@@ -103,7 +103,8 @@ def to_anthropic_messages(history: list[Message], kind: str = "anthropic") -> li
 
     for message in history:
         if isinstance(message, UserMessage):
-            add("user", [{"type": "text", "text": message.text}] if message.text else [])
+            text = message.rendered()
+            add("user", [{"type": "text", "text": text}] if text else [])
         elif isinstance(message, ToolResultMessage):
             block: dict[str, Any] = {"type": "tool_result", "tool_use_id": message.call_id}
             block["is_error"] = message.is_error

@@ -44,12 +44,6 @@ _KIND_WORDS = {"rate_limit": "rate limited", "overloaded": "overloaded", "server
                "connection": "cannot connect", "stream": "stream broken"}
 
 
-def render_user(message: UserMessage) -> str:
-    """The user's text, plus the editor context (notebook, cells) the frontend attached, as JSON."""
-    if not message.context:
-        return message.text
-    return f"{message.text}\n\n<context>\n{json.dumps(message.context, indent=1, default=str)}\n</context>"
-
 
 def render_tool(spec: ToolSpec) -> dict[str, Any]:
     # strict=False: our schemas have optional properties, which strict mode forbids.
@@ -72,7 +66,7 @@ def to_input(messages: list[Message]) -> list[dict[str, Any]]:
     for m in messages:
         if isinstance(m, UserMessage):
             items.append({"type": "message", "role": "user",
-                          "content": [{"type": "input_text", "text": render_user(m)}]})
+                          "content": [{"type": "input_text", "text": m.rendered()}]})
         elif isinstance(m, ToolResultMessage):
             output = f"ERROR: {m.content}" if m.is_error else m.content
             items.append({"type": "function_call_output", "call_id": m.call_id, "output": output})
