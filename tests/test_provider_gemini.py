@@ -114,7 +114,7 @@ async def test_tool_call(fake: FakeGemini, provider: GeminiProvider) -> None:
     assert all(c.name == "read_file" and c.call_id.startswith("gemini_") for c in calls)
     assert len({c.call_id for c in calls}) == 2
     finished = events[-1]
-    assert finished.stop_reason == "tool_use" and finished.message.tool_calls == calls
+    assert finished.stop_reason == "tool_calls" and finished.message.tool_calls == calls
     # calls are announced before Usage/Finished
     assert events.index(ToolCallRequested(calls[1])) < next(i for i, e in enumerate(events) if isinstance(e, Usage))
     assert finished.message.replay == [

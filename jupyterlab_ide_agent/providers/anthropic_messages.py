@@ -34,7 +34,7 @@ from .base import (
 DEFAULT_MAX_TOKENS = 8192
 THINKING_HEADROOM = 8192  # room for the visible answer on top of the thinking budget
 MIN_THINKING_BUDGET = 1024  # the API's minimum budget_tokens
-STOP_REASONS = {"end_turn": "stop", "stop_sequence": "stop", "tool_use": "tool_calls", "max_tokens": "length"}
+STOP_REASONS = {"end_turn": "stop", "stop_sequence": "stop", "tool_use": "tool_calls", "max_tokens": "max_tokens"}
 # an `event: error` inside a 200 stream carries only the error type: give it the HTTP status it stands for
 STATUS_OF_TYPE = {
     "invalid_request_error": 400, "authentication_error": 401, "permission_error": 403, "not_found_error": 404,

@@ -88,6 +88,9 @@ class Usage:
 
 @dataclass
 class Finished:
+    """``stop_reason`` is one of: stop, tool_calls, max_tokens, or the provider's own reason in
+    lower case (content_filter, safety, max_context, ...) when none of those fits."""
+
     message: AssistantMessage
     stop_reason: str = "stop"
 

@@ -148,7 +148,7 @@ class _Turn:
 
     def stop_reason(self) -> str:
         if self.calls:
-            return "tool_use"
+            return "tool_calls"
         return {"STOP": "stop", "MAX_TOKENS": "max_tokens"}.get(self.finish or "", (self.finish or "stop").lower())
 
 

@@ -24,7 +24,7 @@ import tornado.web
 @dataclass
 class ScriptedTool:
     name: str
-    arguments: dict[str, Any]
+    arguments: dict[str, Any] | str  # a str is sent as-is: scripts unparsable arguments
     call_id: str | None = None  # generated when None
 
 
