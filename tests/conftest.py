@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import os
+import re
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -39,11 +40,17 @@ TEST_MODELS = {
     "xai": "grok-4-fast-reasoning",
 }
 
-# Real keys must never reach a fake, and fakes must never be confused with real endpoints.
-for _var in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY", "GOOGLE_API_KEY", "XAI_API_KEY",
-             "OPENAI_BASE_URL", "ANTHROPIC_BASE_URL", "GOOGLE_GEMINI_BASE_URL", "XAI_API_HOST"):
-    if os.environ.get("IDE_AGENT_LIVE") != "1":
-        os.environ.pop(_var, None)
+KEY_VARS = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY", "GOOGLE_API_KEY", "XAI_API_KEY",
+            "OPENAI_BASE_URL", "ANTHROPIC_BASE_URL", "GOOGLE_GEMINI_BASE_URL", "XAI_API_HOST")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Offline runs drop real keys and endpoints so nothing can reach a real API by accident;
+    ``pytest -m live`` keeps them (each live test skips when its key is missing)."""
+    markexpr = config.getoption("markexpr", "") or ""
+    if not re.search(r"(?<!not )\blive\b", markexpr):
+        for var in KEY_VARS:
+            os.environ.pop(var, None)
 
 
 @pytest.fixture(scope="session")

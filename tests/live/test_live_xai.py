@@ -1,4 +1,4 @@
-"""The xAI adapter against the real gRPC API (run with ``-m live``, IDE_AGENT_LIVE=1 and XAI_API_KEY set).
+"""The xAI adapter against the real gRPC API (run with ``-m live`` and XAI_API_KEY set).
 
 Uses a cheap reasoning model (``XAI_LIVE_MODEL``, default grok-4-fast-reasoning). Grok-4 models
 reason always and reject ``reasoning_effort``, so the effort is only sent when ``XAI_LIVE_EFFORT`` is
