@@ -1,0 +1,251 @@
+"""Fixtures of the browser tests: a real ``jupyter lab`` (subprocess) wired to the wire-level fake
+OpenAI server, and Debian's Chromium driven by Playwright (no browser download).
+
+The server and the lab extension are taken from the environment when installed (``pip install .``);
+otherwise from this checkout (the package from the source tree, the lab extension from
+``jupyterlab_ide_agent/labextension``, which ``jlpm build`` produces).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+CHROMIUM = os.environ.get("IDE_AGENT_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+LABEXT_NAME = "jupyterlab-ide-agent"
+
+if str(REPO) not in sys.path:  # tests.fakes.* (and the package, when not installed)
+    sys.path.insert(0, str(REPO))
+
+
+def _browser_unavailable() -> str | None:
+    if not Path(CHROMIUM).exists():
+        return f"Chromium not found at {CHROMIUM}"
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "the Python playwright package is not installed"
+    return None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Skip browser tests only when Chromium is missing and IDE_AGENT_REQUIRE_BROWSER is unset.
+
+    Anything else that is missing (playwright, a built lab extension) fails in the fixtures.
+    """
+    if Path(CHROMIUM).exists() or os.environ.get("IDE_AGENT_REQUIRE_BROWSER"):
+        return
+    for item in items:
+        if item.get_closest_marker("browser"):
+            item.add_marker(
+                pytest.mark.skip(reason=f"Chromium not found at {CHROMIUM} (set IDE_AGENT_REQUIRE_BROWSER=1 to fail)")
+            )
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _installed_labextension() -> Path | None:
+    from jupyter_core.paths import jupyter_path
+
+    for base in jupyter_path("labextensions"):
+        candidate = Path(base) / LABEXT_NAME / "package.json"
+        if candidate.exists():
+            return candidate.parent
+    return None
+
+
+@dataclass
+class Lab:
+    url: str  # http://127.0.0.1:PORT/
+    token: str
+    root: Path
+    log: Path
+    proc: subprocess.Popen[bytes]
+
+    def lab_url(self) -> str:
+        return f"{self.url}lab?token={self.token}"
+
+    def api(self, path: str, method: str = "GET", body: Any = None) -> Any:
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(
+            f"{self.url}{path}", data=data, method=method,
+            headers={"Authorization": f"token {self.token}", "Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            text = resp.read().decode()
+            return json.loads(text) if text else None
+
+    def log_tail(self, n: int = 60) -> str:
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-n:])
+        except OSError:
+            return ""
+
+
+@pytest.fixture(scope="session")
+def browser_ready() -> None:
+    reason = _browser_unavailable()
+    if reason:
+        pytest.fail(reason)
+
+
+@pytest.fixture(scope="session")
+def start_lab(tmp_path_factory: pytest.TempPathFactory, browser_ready: None) -> Iterator[Callable[..., Lab]]:
+    """Factory: ``start_lab(config_lines, env)`` starts a fresh ``jupyter lab`` and returns a :class:`Lab`."""
+    started: list[Lab] = []
+
+    def start(config_lines: list[str], env_overrides: dict[str, str | None] | None = None) -> Lab:
+        home = tmp_path_factory.mktemp("lab")
+        root = home / "root"
+        root.mkdir()
+        cfg_dir, data_dir, runtime_dir = home / "config", home / "data", home / "runtime"
+        for d in (cfg_dir, data_dir, runtime_dir):
+            d.mkdir()
+        config = [
+            "c.ServerApp.jpserver_extensions = {'jupyterlab_ide_agent': True}",
+            f"c.LabApp.user_settings_dir = {str(home / 'settings')!r}",
+            f"c.LabApp.workspaces_dir = {str(home / 'workspaces')!r}",
+            *config_lines,
+        ]
+        if _installed_labextension() is None:
+            built = REPO / "jupyterlab_ide_agent" / "labextension"
+            if not (built / "package.json").exists():
+                pytest.fail("the lab extension is neither installed nor built: run `jlpm build` (or pip install .)")
+            extra = home / "labextensions"
+            extra.mkdir()
+            (extra / LABEXT_NAME).symlink_to(built, target_is_directory=True)
+            config.append(f"c.LabApp.extra_labextensions_path = [{str(extra)!r}]")
+        (cfg_dir / "jupyter_server_config.py").write_text("\n".join(config) + "\n")
+        # no "fetch Jupyter news?" toast over the screenshots
+        notification = home / "settings" / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
+        notification.parent.mkdir(parents=True)
+        notification.write_text(json.dumps({"fetchNews": "false", "checkForUpdates": False}))
+
+        env = dict(os.environ)
+        env.update(JUPYTER_CONFIG_DIR=str(cfg_dir), JUPYTER_DATA_DIR=str(data_dir),
+                   JUPYTER_RUNTIME_DIR=str(runtime_dir), JUPYTER_PLATFORM_DIRS="1",
+                   PYTHONUNBUFFERED="1")
+        if not _package_importable_without_repo():
+            env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+        for key, value in (env_overrides or {}).items():
+            if value is None:
+                env.pop(key, None)
+            else:
+                env[key] = value
+
+        port, token = _free_port(), uuid.uuid4().hex
+        log = home / "lab.log"
+        cmd = [
+            sys.executable, "-m", "jupyterlab", "--no-browser", "--ServerApp.ip=127.0.0.1",
+            f"--ServerApp.port={port}", "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}",
+            f"--ServerApp.root_dir={root}",
+        ]
+        if hasattr(os, "geteuid") and os.geteuid() == 0:
+            cmd.append("--allow-root")
+        with open(log, "wb") as out:
+            proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=home)
+        lab = Lab(url=f"http://127.0.0.1:{port}/", token=token, root=root, log=log, proc=proc)
+        started.append(lab)
+        deadline = time.monotonic() + 60
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"jupyter lab exited with {proc.returncode}:\n{lab.log_tail()}")
+            try:
+                lab.api("api/status")
+                break
+            except (urllib.error.URLError, ConnectionError, OSError):
+                if time.monotonic() > deadline:
+                    pytest.fail(f"jupyter lab did not answer in 60 s:\n{lab.log_tail()}")
+                time.sleep(0.25)
+        try:
+            lab.api("ide-agent/status")
+        except urllib.error.HTTPError as exc:
+            pytest.fail(f"GET ide-agent/status answered {exc.code}: is the server extension loaded?\n{lab.log_tail()}")
+        return lab
+
+    yield start
+
+    for lab in started:
+        lab.proc.terminate()
+        try:
+            lab.proc.wait(15)
+        except subprocess.TimeoutExpired:
+            lab.proc.kill()
+            lab.proc.wait(5)
+
+
+def _package_importable_without_repo() -> bool:
+    """Whether the subprocess finds jupyterlab_ide_agent without the checkout on its path."""
+    import importlib.util
+
+    saved = list(sys.path)
+    try:
+        sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != REPO]
+        spec = importlib.util.find_spec("jupyterlab_ide_agent")
+        return spec is not None and spec.origin is not None and REPO not in Path(spec.origin).resolve().parents
+    except (ImportError, ValueError):
+        return False
+    finally:
+        sys.path[:] = saved
+
+
+@pytest.fixture(scope="session")
+def fake_openai() -> Iterator[Any]:
+    from tests.fakes.openai import FakeOpenAI
+
+    fake = FakeOpenAI().start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture(scope="session")
+def browser(browser_ready: None) -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    # launch() gives the browser a fresh temporary profile (user data dir) of its own
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    context = browser.new_context(viewport={"width": 1440, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(30000)
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.page_errors = errors  # type: ignore[attr-defined]
+    yield page
+    context.close()
