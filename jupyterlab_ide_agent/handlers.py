@@ -157,7 +157,9 @@ class StreamHandler(WebSocketMixin, websocket.WebSocketHandler, JupyterHandler):
         # replay then subscribe with no await in between: nothing missed, nothing twice
         for event in self.session.events_after(self.after_seq):
             self.write_message(json.dumps(event))
-        self._unsubscribe = self.session.subscribe(self._send)
+        self._unsubscribe = self.session.subscribe(
+            self._send, on_close=lambda: self.close(4404, "session deleted")
+        )
 
     def _send(self, event: dict[str, Any]) -> None:
         try:

@@ -159,3 +159,11 @@ async def test_two_prompts_at_once_are_queued_not_interleaved(jp_fetch: Any, jp_
     assert second[0]["type"] == "user_message" and second[0]["text"] == "two"
     assert "".join(e["text"] for e in second if e["type"] == "text_delta") == "second answer"
     ws.close()
+
+
+async def test_deleting_a_session_closes_its_sockets(jp_fetch: Any, jp_ws_fetch: Any) -> None:
+    session = await create_session(jp_fetch)
+    ws = await jp_ws_fetch("ide-agent", "sessions", session["id"], "stream")
+    await jp_fetch("ide-agent", "sessions", session["id"], method="DELETE")
+    assert await asyncio.wait_for(ws.read_message(), 5) is None
+    assert ws.close_code == 4404

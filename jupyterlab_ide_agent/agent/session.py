@@ -37,6 +37,7 @@ class AgentSession:
         self.updated = self.created
         self.log: list[Event] = []
         self._subscribers: set[Subscriber] = set()
+        self._on_close: set[Callable[[], None]] = set()
         self._prompts: asyncio.Queue[tuple[str, dict[str, Any] | None]] = asyncio.Queue()
         self._worker: asyncio.Task[None] | None = None
 
@@ -44,9 +45,18 @@ class AgentSession:
     def events_after(self, seq: int) -> list[Event]:
         return [e for e in self.log if e["seq"] > seq]
 
-    def subscribe(self, callback: Subscriber) -> Callable[[], None]:
+    def subscribe(self, callback: Subscriber, on_close: Callable[[], None] | None = None) -> Callable[[], None]:
+        """Receive every new event; ``on_close`` is called if the session is deleted."""
         self._subscribers.add(callback)
-        return lambda: self._subscribers.discard(callback)
+        if on_close is not None:
+            self._on_close.add(on_close)
+
+        def unsubscribe() -> None:
+            self._subscribers.discard(callback)
+            if on_close is not None:
+                self._on_close.discard(on_close)
+
+        return unsubscribe
 
     def _publish(self, event: Event) -> None:
         self.log.append(event)
@@ -90,6 +100,9 @@ class AgentSession:
             await asyncio.gather(self._worker, return_exceptions=True)
         await self.agent.cleanup()
         self._subscribers.clear()
+        for on_close in list(self._on_close):
+            on_close()
+        self._on_close.clear()
 
     def to_json(self) -> dict[str, Any]:
         return {
