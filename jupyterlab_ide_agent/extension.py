@@ -14,6 +14,7 @@ from traitlets import Int
 
 from . import __version__
 from .agent.session import SessionManager
+from .host.server import ServerHost
 from .handlers import route_handlers
 from .providers.registry import ProviderPool, build_settings
 
@@ -30,7 +31,8 @@ class IDEAgentExtension(ExtensionApp):
         agent_config: Any = self.config.get("IDEAgent", {})
         pool = ProviderPool(build_settings(agent_config.get("providers", {})))
         root = Path(self.serverapp.root_dir).expanduser().resolve()
-        self.sessions = SessionManager(parent=self, workspace_dir=root, pool=pool)
+        self.sessions = SessionManager(parent=self, workspace_dir=root, pool=pool,
+                                       host=ServerHost(self.serverapp, root=root))
         self.settings.update(
             {
                 "ide_agent_sessions": self.sessions,

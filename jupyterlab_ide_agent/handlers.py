@@ -20,6 +20,7 @@ from tornado import web, websocket
 
 from .agent.loop import IDEAgent
 from .agent.session import AgentSession, SessionManager, SessionNotFound
+from .workspace.processes import ProcessError
 
 AUTH_RESOURCE = "ide-agent"
 SESSION_ID = r"(?P<session_id>[^/]+)"
@@ -126,6 +127,32 @@ class EventsHandler(_Base):
         self.finish({"events": session.events_after(after)})
 
 
+class WorkspaceHandler(_Base):
+    """The session's workspace state: files changed, notebooks and their kernels, processes."""
+
+    @web.authenticated
+    @authorized
+    async def get(self, session_id: str) -> None:
+        agent = self.session_or_404(session_id).agent
+        await agent.workspace.refresh()
+        self.finish(await agent.workspace.to_json())
+
+
+class InterruptProcessHandler(_Base):
+    """Interrupt one of the session's background processes (the sidebar's stop button)."""
+
+    @web.authenticated
+    @authorized
+    async def post(self, session_id: str, pid: str) -> None:
+        agent = self.session_or_404(session_id).agent
+        force = bool(self.json_body().get("force", False))
+        try:
+            result = await agent.processes.interrupt(int(pid), force=force)
+        except ProcessError as exc:
+            raise web.HTTPError(404, str(exc)) from None
+        self.finish(result)
+
+
 class StreamHandler(WebSocketMixin, websocket.WebSocketHandler, JupyterHandler):
     """``WS sessions/{id}/stream?after_seq=N``: replay after N, then live events; takes prompts."""
 
@@ -216,4 +243,7 @@ def route_handlers() -> list[tuple[str, type]]:
         (url_path_join(base, "sessions", SESSION_ID), SessionHandler),
         (url_path_join(base, "sessions", SESSION_ID, "events"), EventsHandler),
         (url_path_join(base, "sessions", SESSION_ID, "stream"), StreamHandler),
+        (url_path_join(base, "sessions", SESSION_ID, "workspace"), WorkspaceHandler),
+        (url_path_join(base, "sessions", SESSION_ID, "processes", r"(?P<pid>\d+)", "interrupt"),
+         InterruptProcessHandler),
     ]

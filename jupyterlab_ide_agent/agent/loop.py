@@ -25,6 +25,7 @@ from typing import Any
 from traitlets import Bool, Dict, Float, Instance, Int, Unicode
 from traitlets.config import LoggingConfigurable
 
+from ..host import LocalHost, NotebookHost
 from ..prompts.generic_ide import GENERIC_IDE_PROMPT
 from ..providers.base import (
     Finished,
@@ -39,6 +40,11 @@ from ..providers.base import (
 from ..providers.prices import PriceTable
 from ..providers.registry import ProviderPool, build_settings, parse_model
 from ..tools.base import ToolContext, ToolRegistry, ToolResult
+from ..tools.files import file_tools
+from ..tools.notebook import notebook_tools
+from ..tools.scripts import script_tools
+from ..workspace.processes import ProcessTable
+from ..workspace.state import WorkspaceState
 from .events import EventStream
 from .messages import (
     AssistantMessage,
@@ -88,6 +94,10 @@ class IDEAgent(LoggingConfigurable):
         30_000, help="Characters of one tool result sent to the model; the rest is cut with a note."
     ).tag(config=True)
     tool_timeout = Float(3600.0, help="Seconds before one tool call is stopped.").tag(config=True)
+    cell_timeout = Float(60.0, help="Default seconds a notebook cell may run before it is interrupted.").tag(
+        config=True
+    )
+    max_cell_timeout = Float(3600.0, help="Longest per-call cell timeout the model may ask for.").tag(config=True)
 
     session_id = Unicode()
     workspace_dir = Instance(Path)
@@ -103,6 +113,8 @@ class IDEAgent(LoggingConfigurable):
         *,
         tools: ToolRegistry | None = None,
         provider_pool: ProviderPool | None = None,
+        host: NotebookHost | None = None,
+        processes: ProcessTable | None = None,
         last_seq: int = 0,
         **kwargs: Any,
     ) -> None:
@@ -115,7 +127,12 @@ class IDEAgent(LoggingConfigurable):
         self._owns_pool = provider_pool is None
         self.pool = provider_pool or ProviderPool(build_settings(self.providers))
         self.prices = PriceTable(self.model_prices)
-        self.tools = tools if tools is not None else default_tools()
+        # inside a server the host is the server's (shared); standalone the agent owns a LocalHost
+        self._owns_host = host is None
+        self.host = host or LocalHost(self.workspace_dir)
+        self.processes = processes or ProcessTable(self.workspace_dir)
+        self.workspace = WorkspaceState(self.workspace_dir, self.host, self.processes)
+        self.tools = tools if tools is not None else self.default_tools()
         self.history: list[Message] = []
         self.events = EventStream(self.session_id, last_seq)
         self.usage = Usage()
@@ -140,10 +157,20 @@ class IDEAgent(LoggingConfigurable):
         return True
 
     async def cleanup(self) -> None:
-        """Cancel anything running and close the provider clients this agent owns."""
+        """Cancel the turn, stop this session's scripts, and release what the agent owns
+        (its kernels when standalone, its provider clients when not shared)."""
         self.cancel()
+        await self.processes.stop_all()
+        if self._owns_host:
+            await self.host.shutdown()
         if self._owns_pool:
             await self.pool.aclose()
+
+    def default_tools(self) -> ToolRegistry:
+        """Files, notebooks and background scripts; the ensemble joins in issue 4."""
+        return ToolRegistry(
+            file_tools() + notebook_tools(self.cell_timeout, self.max_cell_timeout) + script_tools()
+        )
 
     async def run(self, prompt: str, context: dict[str, Any] | None = None) -> AsyncIterator[Event]:
         """Run one user turn, yielding events; never raises for provider or tool failures."""
@@ -152,10 +179,10 @@ class IDEAgent(LoggingConfigurable):
             return
         self._running, self._cancelled = True, False
         turn = uuid.uuid4().hex[:12]
-        self.history.append(UserMessage(prompt, context))
         yield self.events.make("user_message", turn, text=prompt, context=context)
         reason = "completed"
         try:
+            self.history.append(UserMessage(prompt, context, await self._workspace_summary()))
             for _ in range(self.max_steps):
                 message = None
                 async for event_or_message in self._model_step(turn):
@@ -278,13 +305,15 @@ class IDEAgent(LoggingConfigurable):
                 put(self.events.make(type_, turn, **fields))
 
             ctx = ToolContext(
-                root=self.workspace_dir, session_id=self.session_id, started_at=self.started_at, emit=emit
+                root=self.workspace_dir, session_id=self.session_id, started_at=self.started_at, emit=emit,
+                services={"host": self.host, "processes": self.processes, "workspace": self.workspace},
             )
             results.append(await self._run_tool(call, ctx))
 
         async for event in self._pump(produce):
             yield event
         result = results[0]
+        self.workspace.observe(result.data)
         content = _limit(result.output, self.tool_output_limit)
         self.history.append(ToolResultMessage(call.call_id, call.name, content, result.is_error))
         yield self.events.make(
@@ -301,6 +330,15 @@ class IDEAgent(LoggingConfigurable):
             return await asyncio.wait_for(self.tools.run(call.name, call.arguments, ctx), self.tool_timeout)
         except asyncio.TimeoutError:
             return ToolResult(f"{call.name} did not finish within {self.tool_timeout:.0f} s and was stopped.", True)
+
+    async def _workspace_summary(self) -> str | None:
+        """The workspace state the model sees with this prompt; a failure here never stops a turn."""
+        try:
+            await self.workspace.refresh()
+            return await self.workspace.summary()
+        except Exception:
+            self.log.warning("IDE agent: workspace summary failed", exc_info=True)
+            return None
 
     def _close_unanswered(self, turn: str) -> list[Event]:
         """Give every tool call left without a result one, so the history stays valid."""
@@ -334,13 +372,6 @@ def _limit(text: str, limit: int) -> str:
     tail = text[-limit // 3 :]
     cut = len(text) - len(head) - len(tail)
     return f"{head}\n[... {cut} characters cut; the full output is kept in the file or notebook ...]\n{tail}"
-
-
-def default_tools() -> ToolRegistry:
-    """The tools every agent gets; later issues add notebook, script and ensemble tools here."""
-    from ..tools.files import file_tools
-
-    return ToolRegistry(file_tools())
 
 
 def args_preview(arguments: dict[str, Any], limit: int = 200) -> str:

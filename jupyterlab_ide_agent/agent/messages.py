@@ -30,14 +30,21 @@ class ToolCall:
 class UserMessage:
     text: str
     context: dict[str, Any] | None = None
+    #: the workspace summary at the start of this turn (files, notebooks, processes)
+    workspace: str | None = None
     role: Literal["user"] = "user"
 
     def rendered(self) -> str:
         """What every provider is sent: the text, plus the editor context the sidebar attached
-        (notebook path, selected cells) as JSON, so all adapters show the model the same thing."""
-        if not self.context:
-            return self.text
-        return f"{self.text}\n\n<context>\n{json.dumps(self.context, indent=1, default=str)}\n</context>"
+        (notebook path, selected cells) as JSON and the workspace state of that moment, so all
+        adapters show the model the same thing. The state rides on the user message, not the
+        system prompt, so the providers' prompt caches stay valid turn after turn."""
+        text = self.text
+        if self.context:
+            text += f"\n\n<context>\n{json.dumps(self.context, indent=1, default=str)}\n</context>"
+        if self.workspace:
+            text += f"\n\n<workspace_state>\n{self.workspace}\n</workspace_state>"
+        return text
 
 
 @dataclass
@@ -73,7 +80,7 @@ def message_to_dict(message: Message) -> dict[str, Any]:
 def message_from_dict(data: dict[str, Any]) -> Message:
     role = data.get("role")
     if role == "user":
-        return UserMessage(text=data["text"], context=data.get("context"))
+        return UserMessage(text=data["text"], context=data.get("context"), workspace=data.get("workspace"))
     if role == "assistant":
         calls = [ToolCall(**c) for c in data.get("tool_calls", [])]
         fields = {k: v for k, v in data.items() if k not in ("tool_calls", "role")}

@@ -17,6 +17,7 @@ from typing import Any
 
 from traitlets.config import Configurable
 
+from ..host import NotebookHost
 from ..providers.registry import ProviderPool
 from .loop import IDEAgent
 
@@ -123,10 +124,12 @@ class AgentSession:
 class SessionManager:
     """All sessions of one server (or one CLI process), sharing one provider pool."""
 
-    def __init__(self, *, parent: Configurable | None, workspace_dir: Path, pool: ProviderPool) -> None:
+    def __init__(self, *, parent: Configurable | None, workspace_dir: Path, pool: ProviderPool,
+                 host: NotebookHost | None = None) -> None:
         self.parent = parent
         self.workspace_dir = workspace_dir
         self.pool = pool
+        self.host = host  # shared: a notebook's kernel is the same whichever session drives it
         self._sessions: dict[str, AgentSession] = {}
 
     def create(self, title: str | None = None) -> AgentSession:
@@ -134,6 +137,7 @@ class SessionManager:
             session_id=uuid.uuid4().hex,
             workspace_dir=self.workspace_dir,
             provider_pool=self.pool,
+            host=self.host,
             parent=self.parent,
         )
         session = AgentSession(agent, title or "New session")
@@ -158,4 +162,6 @@ class SessionManager:
     async def shutdown(self) -> None:
         for session_id in list(self._sessions):
             await self.delete(session_id)
+        if self.host is not None:
+            await self.host.shutdown()
         await self.pool.aclose()
