@@ -202,3 +202,39 @@ async def test_editor_context_reaches_the_model(kind: str, fakes: Any, make_agen
     await collect(agent, "explain this cell", context={"notebook": "analysis.ipynb", "cells": ["x = 41"]})
     body = str(fakes[kind].requests[-1]["body"])
     assert "explain this cell" in body and "analysis.ipynb" in body and "x = 41" in body
+
+
+async def test_python_api_without_a_server_runs_notebooks_on_its_own_kernels(
+    fakes: Any, make_agent: Any, tmp_path: Any
+) -> None:
+    import nbformat
+    import psutil
+
+    fakes["openai"].script(
+        ScriptedTurn(tool_calls=[ScriptedTool("JupyterNotebook", {
+            "operation": "insert_execute_code_cell", "notebook_path": "nb/standalone.ipynb",
+            "source": "import os\nos.getpid()"})]),
+        ScriptedTurn(text="done"),
+    )
+    agent = make_agent("openai")
+    events = await collect(agent, "run something")
+    [result] = of_type(events, "tool_result")
+    assert not result["is_error"], result["output"]
+    kernel_pid = int(nbformat.read(tmp_path / "nb" / "standalone.ipynb", as_version=4)
+                     .cells[0].outputs[0]["data"]["text/plain"])
+    assert psutil.pid_exists(kernel_pid)
+    await agent.cleanup()
+    psutil.wait_procs([psutil.Process(kernel_pid)], timeout=10) if psutil.pid_exists(kernel_pid) else None
+    assert not psutil.pid_exists(kernel_pid) or psutil.Process(kernel_pid).status() == psutil.STATUS_ZOMBIE
+
+
+async def test_api_keys_printed_by_a_tool_are_redacted(fakes: Any, make_agent: Any, tmp_path: Any) -> None:
+    key = fakes["openai"].settings().api_key
+    (tmp_path / "env.txt").write_text(f"OPENAI_API_KEY={key}\n")
+    fakes["openai"].script(ScriptedTurn(tool_calls=[ScriptedTool("Read", {"path": "env.txt"})]),
+                           ScriptedTurn(text="ok"))
+    agent = make_agent("openai")
+    events = await collect(agent, "show env")
+    [result] = of_type(events, "tool_result")
+    assert key not in str(events) and "[redacted API key]" in result["output"]
+    assert key not in str(fakes["openai"].requests[1]["body"])

@@ -314,7 +314,7 @@ class IDEAgent(LoggingConfigurable):
             yield event
         result = results[0]
         self.workspace.observe(result.data)
-        content = _limit(result.output, self.tool_output_limit)
+        content = _limit(self._redact(result.output), self.tool_output_limit)
         self.history.append(ToolResultMessage(call.call_id, call.name, content, result.is_error))
         yield self.events.make(
             "tool_result", turn, call_id=call.call_id, name=call.name, output=content,
@@ -330,6 +330,13 @@ class IDEAgent(LoggingConfigurable):
             return await asyncio.wait_for(self.tools.run(call.name, call.arguments, ctx), self.tool_timeout)
         except asyncio.TimeoutError:
             return ToolResult(f"{call.name} did not finish within {self.tool_timeout:.0f} s and was stopped.", True)
+
+    def _redact(self, text: str) -> str:
+        """Keys never reach the model, the events or the browser, even if a tool prints them."""
+        for secret in self.pool.secrets():
+            if secret in text:
+                text = text.replace(secret, "[redacted API key]")
+        return text
 
     async def _workspace_summary(self) -> str | None:
         """The workspace state the model sees with this prompt; a failure here never stops a turn."""

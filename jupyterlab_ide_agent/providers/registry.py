@@ -118,6 +118,11 @@ class ProviderPool:
             )
         return rows
 
+    def secrets(self) -> list[str]:
+        """Every key value in use, so tool output that echoes one (``print(os.environ)``) is redacted."""
+        keys = {s.resolved_key() for s in self.settings.values()}
+        return sorted((k for k in keys if k and len(k) >= 8), key=len, reverse=True)
+
     def problems(self, main_model: str) -> list[str]:
         """Why ``main_model`` cannot be used right now (empty when it can)."""
         try:
