@@ -315,11 +315,12 @@ class IDEAgent(LoggingConfigurable):
         result = results[0]
         self.workspace.observe(result.data)
         content = _limit(self._redact(result.output), self.tool_output_limit)
-        self.history.append(ToolResultMessage(call.call_id, call.name, content, result.is_error))
+        images = [{"mime": i.mime, "data": i.data} for i in result.images]
+        self.history.append(ToolResultMessage(call.call_id, call.name, content, result.is_error, images))
         yield self.events.make(
             "tool_result", turn, call_id=call.call_id, name=call.name, output=content,
             is_error=result.is_error, duration_ms=round((time.monotonic() - started) * 1000),
-            data=result.data,
+            data=result.data, images=len(images),
         )
 
     async def _run_tool(self, call: ToolCall, ctx: ToolContext) -> ToolResult:

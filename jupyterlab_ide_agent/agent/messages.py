@@ -67,6 +67,8 @@ class ToolResultMessage:
     name: str
     content: str
     is_error: bool = False
+    #: images shown to the model with the result: [{"mime": "image/png", "data": "<base64>"}]
+    images: list[dict[str, str]] = field(default_factory=list)
     role: Literal["tool"] = "tool"
 
 

@@ -24,10 +24,19 @@ class ToolError(Exception):
 
 
 @dataclass
+class ToolImage:
+    """An image a tool shows the model (e.g. a plot), for models that accept images."""
+
+    mime: str  # image/png, image/jpeg, image/gif, image/webp
+    data: str  # base64, no data: prefix
+
+
+@dataclass
 class ToolResult:
     output: str
     is_error: bool = False
     data: dict[str, Any] | None = None  # structured extras for the sidebar (never sent to the model)
+    images: list[ToolImage] = field(default_factory=list)  # sent to the model with the output
 
 
 @dataclass
