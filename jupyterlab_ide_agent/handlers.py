@@ -18,6 +18,8 @@ from jupyter_server.base.websocket import WebSocketMixin
 from jupyter_server.utils import url_path_join
 from tornado import web, websocket
 
+from .agent.approval import DECISIONS
+from .agent.approval import MODES as APPROVAL_MODES
 from .agent.loop import IDEAgent
 from .agent.session import AgentSession, SessionManager, SessionNotFound
 from .workspace.processes import ProcessError
@@ -203,16 +205,24 @@ class StreamHandler(WebSocketMixin, websocket.WebSocketHandler, JupyterHandler):
             return self._reject("Message must be a JSON object.")
         kind = data.get("type")
         if kind == "prompt":
-            text, context = data.get("text"), data.get("context")
+            text, context, mode = data.get("text"), data.get("context"), data.get("approval_mode")
             if not isinstance(text, str) or not text.strip():
                 return self._reject("A prompt needs a non-empty 'text' string.")
             if context is not None and not isinstance(context, dict):
                 return self._reject("'context' must be an object.")
-            self.session.submit(text, context)
+            if mode is not None and mode not in APPROVAL_MODES:
+                return self._reject(f"'approval_mode' must be one of {list(APPROVAL_MODES)}.")
+            self.session.submit(text, context, mode)
         elif kind == "cancel":
             self.session.cancel()
+        elif kind == "approval":
+            call_id, decision = data.get("call_id"), data.get("decision")
+            if not isinstance(call_id, str) or decision not in DECISIONS:
+                return self._reject("An approval needs 'call_id' and 'decision' ('run' or 'skip').")
+            if not self.session.agent.approve(call_id, decision):
+                self._reject(f"No tool call {call_id!r} is waiting for approval.")
         else:
-            self._reject(f"Unknown message type {kind!r}; expected 'prompt' or 'cancel'.")
+            self._reject(f"Unknown message type {kind!r}; expected 'prompt', 'cancel' or 'approval'.")
 
     def _reject(self, message: str) -> None:
         """A protocol error for this client only: not part of the session's log (no seq)."""

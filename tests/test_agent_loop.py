@@ -238,3 +238,46 @@ async def test_api_keys_printed_by_a_tool_are_redacted(fakes: Any, make_agent: A
     [result] = of_type(events, "tool_result")
     assert key not in str(events) and "[redacted API key]" in result["output"]
     assert key not in str(fakes["openai"].requests[1]["body"])
+
+
+@pytest.mark.parametrize("decision", ["run", "skip"])
+async def test_approval_mode_asks_before_code_runs(decision: str, fakes: Any, make_agent: Any,
+                                                   tmp_path: Any) -> None:
+    fakes["openai"].script(
+        ScriptedTurn(tool_calls=[ScriptedTool("ListDir", {}),
+                                 ScriptedTool("ExecuteScript", {"command": "echo hi > made.txt"})]),
+        ScriptedTurn(text="done"),
+    )
+    agent = make_agent("openai", approval_mode="code")
+    events = []
+    async for event in agent.run("make a file"):
+        events.append(event)
+        if event["type"] == "approval_request":
+            assert event["name"] == "ExecuteScript", "only code-running tools ask"
+            assert agent.approve(event["call_id"], decision)
+            assert not agent.approve(event["call_id"], decision), "a decision counts once"
+    assert len(of_type(events, "approval_request")) == 1
+    result = of_type(events, "tool_result")[-1]
+    if decision == "run":
+        await asyncio.sleep(0.5)
+        assert (tmp_path / "made.txt").exists() and not result["is_error"]
+    else:
+        assert not (tmp_path / "made.txt").exists()
+        assert result["is_error"] and "chose not to run" in result["output"]
+        assert "chose not to run" in str(fakes["openai"].requests[-1]["body"])
+
+
+async def test_unanswered_approval_times_out_and_cancel_releases_it(fakes: Any, make_agent: Any) -> None:
+    fakes["openai"].script(
+        ScriptedTurn(tool_calls=[ScriptedTool("ExecuteScript", {"command": "true"})]), ScriptedTurn(text="ok"),
+        ScriptedTurn(tool_calls=[ScriptedTool("ExecuteScript", {"command": "true"})]),
+    )
+    agent = make_agent("openai", approval_mode="code", approval_timeout=0.3)
+    events = await collect(agent, "run it")
+    assert "No approval within" in of_type(events, "tool_result")[0]["output"]
+    events = []
+    async for event in agent.run("again"):
+        events.append(event)
+        if event["type"] == "approval_request":
+            agent.cancel()
+    assert events[-1]["reason"] == "cancelled" and agent.approvals.pending() == []

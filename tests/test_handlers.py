@@ -167,3 +167,26 @@ async def test_deleting_a_session_closes_its_sockets(jp_fetch: Any, jp_ws_fetch:
     await jp_fetch("ide-agent", "sessions", session["id"], method="DELETE")
     assert await asyncio.wait_for(ws.read_message(), 5) is None
     assert ws.close_code == 4404
+
+
+async def test_approval_over_the_socket(jp_fetch: Any, jp_ws_fetch: Any, fakes: Any, jp_root_dir: Any) -> None:
+    fakes["openai"].script(
+        ScriptedTurn(tool_calls=[ScriptedTool("ExecuteScript", {"command": "echo approved > ok.txt"})]),
+        ScriptedTurn(text="done"),
+    )
+    session = await create_session(jp_fetch)
+    ws = await jp_ws_fetch("ide-agent", "sessions", session["id"], "stream")
+    ws.write_message(json.dumps({"type": "prompt", "text": "go", "approval_mode": "bogus"}))
+    assert json.loads(await ws.read_message())["kind"] == "bad_request"
+    ws.write_message(json.dumps({"type": "prompt", "text": "go", "approval_mode": "code"}))
+    while True:
+        event = json.loads(await asyncio.wait_for(ws.read_message(), 10))
+        if event["type"] == "approval_request":
+            break
+    ws.write_message(json.dumps({"type": "approval", "call_id": "nope", "decision": "run"}))
+    assert "No tool call" in json.loads(await ws.read_message())["message"]
+    ws.write_message(json.dumps({"type": "approval", "call_id": event["call_id"], "decision": "run"}))
+    events = await read_until_done(ws)
+    [result] = [e for e in events if e["type"] == "tool_result"]
+    assert not result["is_error"]
+    ws.close()

@@ -19,6 +19,7 @@ EVENT_TYPES = frozenset(
         "reasoning_delta",  # text
         "tool_call",  # call_id, name, arguments
         "tool_result",  # call_id, name, output, is_error, duration_ms
+        "approval_request",  # call_id, name, arguments: waiting for "run" or "skip"
         "ensemble_member",  # member, state, ... (ConsultEnsemble)
         "ensemble_verdict",  # plan, agreements, disagreements, cost
         "usage",  # provider, model, tokens, cost_usd, session totals

@@ -22,7 +22,7 @@ from contextlib import aclosing
 from pathlib import Path
 from typing import Any
 
-from traitlets import Bool, Dict, Float, Instance, Int, Unicode
+from traitlets import Bool, Dict, Enum, Float, Instance, Int, Unicode
 from traitlets.config import LoggingConfigurable
 
 from ..host import LocalHost, NotebookHost
@@ -45,6 +45,7 @@ from ..tools.notebook import notebook_tools
 from ..tools.scripts import script_tools
 from ..workspace.processes import ProcessTable
 from ..workspace.state import WorkspaceState
+from .approval import MODES, Approvals
 from .events import EventStream
 from .messages import (
     AssistantMessage,
@@ -98,6 +99,12 @@ class IDEAgent(LoggingConfigurable):
         config=True
     )
     max_cell_timeout = Float(3600.0, help="Longest per-call cell timeout the model may ask for.").tag(config=True)
+    approval_mode = Enum(
+        list(MODES), "never", help="'code': ask the user before tools that run code or scripts."
+    ).tag(config=True)
+    approval_timeout = Float(1800.0, help="Seconds to wait for the user's approval before skipping.").tag(
+        config=True
+    )
 
     session_id = Unicode()
     workspace_dir = Instance(Path)
@@ -141,6 +148,7 @@ class IDEAgent(LoggingConfigurable):
         self._running = False
         self._cancelled = False
         self._active: asyncio.Task[None] | None = None
+        self.approvals = Approvals()
 
     # --- public API ----------------------------------------------------------------------
     @property
@@ -155,6 +163,10 @@ class IDEAgent(LoggingConfigurable):
         if self._active is not None:
             self._active.cancel()
         return True
+
+    def approve(self, call_id: str, decision: str) -> bool:
+        """Answer an ``approval_request``: "run" or "skip". False if that call is not waiting."""
+        return self.approvals.decide(call_id, decision)
 
     async def cleanup(self) -> None:
         """Cancel the turn, stop this session's scripts, and release what the agent owns
@@ -308,6 +320,15 @@ class IDEAgent(LoggingConfigurable):
                 root=self.workspace_dir, session_id=self.session_id, started_at=self.started_at, emit=emit,
                 services={"host": self.host, "processes": self.processes, "workspace": self.workspace},
             )
+            if self._needs_approval(call):
+                put(self.events.make("approval_request", turn, call_id=call.call_id, name=call.name,
+                                     arguments=call.arguments))
+                decision = await self.approvals.wait(call.call_id, self.approval_timeout)
+                if decision != "run":
+                    why = "The user chose not to run this call." if decision == "skip" else (
+                        f"No approval within {self.approval_timeout:.0f} s; the call was not run.")
+                    results.append(ToolResult(why, True, {"approval": decision}))
+                    return
             results.append(await self._run_tool(call, ctx))
 
         async for event in self._pump(produce):
@@ -322,6 +343,10 @@ class IDEAgent(LoggingConfigurable):
             is_error=result.is_error, duration_ms=round((time.monotonic() - started) * 1000),
             data=result.data, images=len(images),
         )
+
+    def _needs_approval(self, call: ToolCall) -> bool:
+        tool = self.tools.get(call.name)
+        return self.approval_mode == "code" and tool is not None and tool.runs_code
 
     async def _run_tool(self, call: ToolCall, ctx: ToolContext) -> ToolResult:
         if "_unparsed_arguments" in call.arguments:

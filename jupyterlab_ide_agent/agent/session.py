@@ -39,7 +39,7 @@ class AgentSession:
         self.log: list[Event] = []
         self._subscribers: set[Subscriber] = set()
         self._on_close: set[Callable[[], None]] = set()
-        self._prompts: asyncio.Queue[tuple[str, dict[str, Any] | None]] = asyncio.Queue()
+        self._prompts: asyncio.Queue[tuple[str, dict[str, Any] | None, str | None]] = asyncio.Queue()
         self._worker: asyncio.Task[None] | None = None
 
     # --- subscribers -------------------------------------------------------------------------
@@ -74,11 +74,12 @@ class AgentSession:
     def running(self) -> bool:
         return self.agent.running or not self._prompts.empty()
 
-    def submit(self, text: str, context: dict[str, Any] | None = None) -> None:
-        """Queue a prompt; it runs when the turns before it are done."""
+    def submit(self, text: str, context: dict[str, Any] | None = None, approval_mode: str | None = None) -> None:
+        """Queue a prompt; it runs when the turns before it are done. ``approval_mode`` is the user's
+        setting at the time they sent it ("never" or "code"); None keeps the configured one."""
         if self.agent.running or not self._prompts.empty():
             self._publish(self.agent.events.make("queued", None, text=text))
-        self._prompts.put_nowait((text, context))
+        self._prompts.put_nowait((text, context, approval_mode))
         if self._worker is None or self._worker.done():
             self._worker = asyncio.create_task(self._work(), name=f"ide-agent-{self.id}")
 
@@ -90,7 +91,9 @@ class AgentSession:
 
     async def _work(self) -> None:
         while not self._prompts.empty():
-            text, context = self._prompts.get_nowait()
+            text, context, approval_mode = self._prompts.get_nowait()
+            if approval_mode is not None:
+                self.agent.approval_mode = approval_mode
             async for event in self.agent.run(text, context):
                 self._publish(event)
 
