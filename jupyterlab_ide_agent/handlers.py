@@ -22,6 +22,7 @@ from .agent.approval import DECISIONS
 from .agent.approval import MODES as APPROVAL_MODES
 from .agent.loop import IDEAgent
 from .agent.session import AgentSession, SessionManager, SessionNotFound
+from .tools.base import ToolError
 from .workspace.processes import ProcessError
 
 AUTH_RESOURCE = "ide-agent"
@@ -155,6 +156,33 @@ class InterruptProcessHandler(_Base):
         self.finish(result)
 
 
+def parse_consultation(body: dict[str, Any]) -> tuple[str, str | None, list[str] | None]:
+    """Validate a direct ensemble request (REST body or socket message); ValueError says why."""
+    question, context, members = body.get("question"), body.get("context"), body.get("members")
+    if not isinstance(question, str) or not question.strip():
+        raise ValueError("'question' must be a non-empty string")
+    if context is not None and not isinstance(context, str):
+        raise ValueError("'context' must be a string")
+    if members is not None and (not isinstance(members, list) or not all(isinstance(m, str) for m in members)):
+        raise ValueError("'members' must be a list of member names")
+    return question, context, members
+
+
+class EnsembleHandler(_Base):
+    """Ask the ensemble directly; 202 at once, the member and verdict events stream on the socket."""
+
+    @web.authenticated
+    @authorized
+    async def post(self, session_id: str) -> None:
+        session = self.session_or_404(session_id)
+        try:
+            session.consult(*parse_consultation(self.json_body()))
+        except (ValueError, ToolError) as exc:
+            raise web.HTTPError(400, str(exc)) from None
+        self.set_status(202)
+        self.finish({"accepted": True})
+
+
 class StreamHandler(WebSocketMixin, websocket.WebSocketHandler, JupyterHandler):
     """``WS sessions/{id}/stream?after_seq=N``: replay after N, then live events; takes prompts."""
 
@@ -215,6 +243,11 @@ class StreamHandler(WebSocketMixin, websocket.WebSocketHandler, JupyterHandler):
             self.session.submit(text, context, mode)
         elif kind == "cancel":
             self.session.cancel()
+        elif kind == "ensemble":
+            try:
+                self.session.consult(*parse_consultation(data))
+            except (ValueError, ToolError) as exc:
+                self._reject(str(exc))
         elif kind == "approval":
             call_id, decision = data.get("call_id"), data.get("decision")
             if not isinstance(call_id, str) or decision not in DECISIONS:
@@ -222,7 +255,7 @@ class StreamHandler(WebSocketMixin, websocket.WebSocketHandler, JupyterHandler):
             if not self.session.agent.approve(call_id, decision):
                 self._reject(f"No tool call {call_id!r} is waiting for approval.")
         else:
-            self._reject(f"Unknown message type {kind!r}; expected 'prompt', 'cancel' or 'approval'.")
+            self._reject(f"Unknown message type {kind!r}; expected 'prompt', 'cancel', 'ensemble' or 'approval'.")
 
     def _reject(self, message: str) -> None:
         """A protocol error for this client only: not part of the session's log (no seq)."""
@@ -254,6 +287,7 @@ def route_handlers() -> list[tuple[str, type]]:
         (url_path_join(base, "sessions", SESSION_ID, "events"), EventsHandler),
         (url_path_join(base, "sessions", SESSION_ID, "stream"), StreamHandler),
         (url_path_join(base, "sessions", SESSION_ID, "workspace"), WorkspaceHandler),
+        (url_path_join(base, "sessions", SESSION_ID, "ensemble"), EnsembleHandler),
         (url_path_join(base, "sessions", SESSION_ID, "processes", r"(?P<pid>\d+)", "interrupt"),
          InterruptProcessHandler),
     ]

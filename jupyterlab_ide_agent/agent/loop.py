@@ -22,9 +22,15 @@ from contextlib import aclosing
 from pathlib import Path
 from typing import Any
 
-from traitlets import Bool, Dict, Enum, Float, Instance, Int, Unicode
+from traitlets import Bool, Dict, Enum, Float, Instance, Int, List, Unicode
 from traitlets.config import LoggingConfigurable
 
+from ..ensemble import (
+    Ensemble,
+    members_from_config,
+    recent_context,
+    synthesizer_from_config,
+)
 from ..host import LocalHost, NotebookHost
 from ..prompts.generic_ide import GENERIC_IDE_PROMPT
 from ..providers.base import (
@@ -39,7 +45,8 @@ from ..providers.base import (
 )
 from ..providers.prices import PriceTable
 from ..providers.registry import ProviderPool, build_settings, parse_model
-from ..tools.base import ToolContext, ToolRegistry, ToolResult
+from ..tools.base import ToolContext, ToolError, ToolRegistry, ToolResult
+from ..tools.ensemble import ConsultEnsemble
 from ..tools.files import file_tools
 from ..tools.notebook import notebook_tools
 from ..tools.scripts import script_tools
@@ -99,6 +106,18 @@ class IDEAgent(LoggingConfigurable):
         config=True
     )
     max_cell_timeout = Float(3600.0, help="Longest per-call cell timeout the model may ask for.").tag(config=True)
+    ensemble_enabled = Bool(True, help="Offer the ConsultEnsemble tool to the main model.").tag(config=True)
+    ensemble_members = List(
+        None, allow_none=True,
+        help="Ensemble members: [{name, model '<provider>:<model>', effort, budget_tokens, timeout, ...}]; "
+        "None = the four default members (see ensemble/config.py).",
+    ).tag(config=True)
+    ensemble_synthesizer = Dict(
+        None, allow_none=True, help="The synthesizer spec (same keys as a member); None = the default."
+    ).tag(config=True)
+    ensemble_timeout = Float(None, allow_none=True, help="Seconds per member (None = the default).").tag(
+        config=True
+    )
     approval_mode = Enum(
         list(MODES), "never", help="'code': ask the user before tools that run code or scripts."
     ).tag(config=True)
@@ -179,10 +198,25 @@ class IDEAgent(LoggingConfigurable):
             await self.pool.aclose()
 
     def default_tools(self) -> ToolRegistry:
-        """Files, notebooks and background scripts; the ensemble joins in issue 4."""
-        return ToolRegistry(
-            file_tools() + notebook_tools(self.cell_timeout, self.max_cell_timeout) + script_tools()
-        )
+        """Files, notebooks, background scripts and (unless disabled) the ensemble."""
+        tools = file_tools() + notebook_tools(self.cell_timeout, self.max_cell_timeout) + script_tools()
+        if self.ensemble_enabled:
+            tools.append(ConsultEnsemble(self.make_ensemble, conversation=lambda: recent_context(self.history)))
+        return ToolRegistry(tools)
+
+    def make_ensemble(self) -> Ensemble:
+        """The ensemble as configured now (read per consultation, so config errors surface as a
+        clear tool error instead of breaking the session)."""
+        try:
+            members = members_from_config(self.ensemble_members, timeout=self.ensemble_timeout)
+            synthesizer = synthesizer_from_config(self.ensemble_synthesizer)
+        except ValueError as exc:
+            raise ToolError(f"The ensemble is misconfigured (c.IDEAgent.ensemble_*): {exc}") from None
+        return Ensemble(self.pool, self.prices, members, synthesizer)
+
+    def add_cost(self, cost_usd: float | None) -> None:
+        """Money spent outside the main model's calls (the ensemble) counts in the session total."""
+        self.cost_usd += cost_usd or 0.0
 
     async def run(self, prompt: str, context: dict[str, Any] | None = None) -> AsyncIterator[Event]:
         """Run one user turn, yielding events; never raises for provider or tool failures."""
@@ -335,6 +369,8 @@ class IDEAgent(LoggingConfigurable):
             yield event
         result = results[0]
         self.workspace.observe(result.data)
+        if call.name == ConsultEnsemble.name and result.data:
+            self.add_cost(result.data.get("cost_usd"))
         content = _limit(self._redact(result.output), self.tool_output_limit)
         images = [{"mime": i.mime, "data": i.data} for i in result.images]
         self.history.append(ToolResultMessage(call.call_id, call.name, content, result.is_error, images))

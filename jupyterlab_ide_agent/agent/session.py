@@ -41,6 +41,7 @@ class AgentSession:
         self._on_close: set[Callable[[], None]] = set()
         self._prompts: asyncio.Queue[tuple[str, dict[str, Any] | None, str | None]] = asyncio.Queue()
         self._worker: asyncio.Task[None] | None = None
+        self._consultations: set[asyncio.Task[None]] = set()
 
     # --- subscribers -------------------------------------------------------------------------
     def events_after(self, seq: int) -> list[Event]:
@@ -84,10 +85,38 @@ class AgentSession:
             self._worker = asyncio.create_task(self._work(), name=f"ide-agent-{self.id}")
 
     def cancel(self) -> bool:
-        """Cancel the running turn and drop queued prompts."""
+        """Cancel the running turn and direct consultations, and drop queued prompts."""
         while not self._prompts.empty():
             self._prompts.get_nowait()
-        return self.agent.cancel()
+        for task in list(self._consultations):
+            task.cancel()
+        return self.agent.cancel() or bool(self._consultations)
+
+    def consult(self, question: str, context: str | None = None, members: list[str] | None = None) -> None:
+        """Ask the ensemble directly, without a main-model turn; its events stream on this session.
+
+        Raises ``ToolError``/``ValueError`` at once for a misconfigured ensemble or unknown members.
+        """
+        ensemble = self.agent.make_ensemble()
+        ensemble.select(members)
+
+        async def emit(type_: str, fields: dict[str, Any]) -> None:
+            self._publish(self.agent.events.make(type_, None, **fields))
+
+        async def run() -> None:
+            try:
+                verdict = await ensemble.consult(question, context, emit, members)
+                self.agent.add_cost(verdict.cost_usd)
+            except asyncio.CancelledError:
+                self._publish(self.agent.events.make("error", None, kind="cancelled",
+                                                     message="The consultation was cancelled."))
+            except Exception as exc:  # a bug of ours: say so on the stream, keep the session
+                self.agent.log.exception("IDE agent consultation failed")
+                self._publish(self.agent.events.make("error", None, kind="internal", message=str(exc)))
+
+        task = asyncio.create_task(run(), name=f"ide-agent-ensemble-{self.id}")
+        self._consultations.add(task)
+        task.add_done_callback(self._consultations.discard)
 
     async def _work(self) -> None:
         while not self._prompts.empty():
@@ -99,6 +128,7 @@ class AgentSession:
 
     async def close(self) -> None:
         self.cancel()
+        await asyncio.gather(*self._consultations, return_exceptions=True)
         if self._worker is not None:
             self._worker.cancel()
             await asyncio.gather(self._worker, return_exceptions=True)
