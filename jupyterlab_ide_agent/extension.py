@@ -14,8 +14,8 @@ from traitlets import Int
 
 from . import __version__
 from .agent.session import SessionManager
-from .host.server import ServerHost
 from .handlers import route_handlers
+from .host.server import ServerHost
 from .providers.registry import ProviderPool, build_settings
 
 

@@ -20,7 +20,13 @@ from jupyter_client.manager import AsyncKernelManager
 from nbformat import NotebookNode
 
 from ..tools.files import _atomic_write  # the one atomic-replace helper of the package
-from .base import ExecutionResult, HostError, NotebookHost, OutputCallback, kernel_name_of
+from .base import (
+    ExecutionResult,
+    HostError,
+    NotebookHost,
+    OutputCallback,
+    kernel_name_of,
+)
 from .execute import INTERRUPT_GRACE, kernel_pid, run_code, start_client
 
 

@@ -24,7 +24,13 @@ from jupyter_core.utils import ensure_async
 from nbformat import NotebookNode
 from tornado.web import HTTPError
 
-from .base import ExecutionResult, HostError, NotebookHost, OutputCallback, kernel_name_of
+from .base import (
+    ExecutionResult,
+    HostError,
+    NotebookHost,
+    OutputCallback,
+    kernel_name_of,
+)
 from .execute import INTERRUPT_GRACE, kernel_pid, run_code, start_client
 
 
