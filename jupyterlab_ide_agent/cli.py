@@ -53,9 +53,15 @@ class EventPrinter:
             self.out.write(self._style(DIM, f"  -> {event['name']}({args_preview(event['arguments'])})\n"))
         elif kind == "tool_result":
             self._switch("tool")
-            first = (event["output"].strip().splitlines() or [""])[0][:160]
+            lines = event["output"].strip().splitlines() or [""]
             mark = self._style(RED, "  x ") if event["is_error"] else self._style(GREEN, "  ok ")
-            self.out.write(f"{mark}{first}\n")
+            self.out.write(f"{mark}{lines[0][:160]}\n")
+            if event["is_error"] and len(lines) > 1:  # the end of an error says what went wrong
+                shown = lines[1:][-4:]
+                if len(lines) - 1 > len(shown):
+                    self.out.write(self._style(DIM, "     ...\n"))
+                for line in shown:
+                    self.out.write(self._style(RED, f"     {line[:160]}\n"))
         elif kind == "error":
             self._switch("error")
             self.out.write(self._style(RED, f"Error: {event['message']}\n"))
@@ -63,6 +69,16 @@ class EventPrinter:
             self._switch("done")
             if event["reason"] != "completed":
                 self.out.write(self._style(DIM, f"[turn {event['reason']}]\n"))
+        elif kind == "approval_request":
+            self._switch("tool")
+            self.out.write(self._style(DIM, f"  ? {event['name']} waits for approval\n"))
+        elif kind == "ensemble_member" and event.get("state") in ("finished", "failed"):
+            self._switch("tool")
+            detail = event.get("reason") or f"${event.get('cost_usd') or 0:.4f}"
+            self.out.write(self._style(DIM, f"  ensemble {event['member']}: {event['state']} ({detail})\n"))
+        elif kind == "ensemble_verdict":
+            self._switch("tool")
+            self.out.write(self._style(DIM, f"  ensemble verdict: {event['status']}, ${event['cost_usd']:.4f}\n"))
         elif kind == "usage":
             self._last_usage = event
         self.out.flush()

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import json
 import os
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from typing import Any
 import nbformat
 from jupyter_client.kernelspec import NoSuchKernel
 from jupyter_client.manager import AsyncKernelManager
+from jupyter_core.paths import jupyter_runtime_dir
 from nbformat import NotebookNode
 
 from ..tools.files import _atomic_write  # the one atomic-replace helper of the package
@@ -107,7 +109,13 @@ class LocalHost(NotebookHost):
             await self._stop(kernel, now=True)
         nb = await self.read(path) if await self.exists(path) else None
         name = kernel_name_of(nb, self.default_kernel_name)
-        km = AsyncKernelManager(kernel_name=name)
+        # IPC (Unix sockets in the runtime dir, owner-only) rather than TCP: no port other local
+        # users could reach, and the kernel has no reason to warn about plain-text TCP
+        # (the socket path must be absolute: the kernel runs in the notebook's folder, not ours)
+        runtime = Path(jupyter_runtime_dir())
+        runtime.mkdir(parents=True, exist_ok=True)
+        km = AsyncKernelManager(kernel_name=name, transport="ipc",
+                                ip=str(runtime / f"ide-agent-{uuid.uuid4().hex[:12]}"))
         cwd = self._os_path(path).parent
         env = {**os.environ, "JPY_SESSION_NAME": str(self._os_path(path))}
         try:
