@@ -118,6 +118,9 @@ class IDEAgent(LoggingConfigurable):
     ensemble_timeout = Float(None, allow_none=True, help="Seconds per member (None = the default).").tag(
         config=True
     )
+    send_images_to_model = Bool(
+        False, help="Attach images from executed cells (plots) to tool results for models that read images."
+    ).tag(config=True)
     approval_mode = Enum(
         list(MODES), "never", help="'code': ask the user before tools that run code or scripts."
     ).tag(config=True)
@@ -199,7 +202,8 @@ class IDEAgent(LoggingConfigurable):
 
     def default_tools(self) -> ToolRegistry:
         """Files, notebooks, background scripts and (unless disabled) the ensemble."""
-        tools = file_tools() + notebook_tools(self.cell_timeout, self.max_cell_timeout) + script_tools()
+        tools = file_tools() + notebook_tools(self.cell_timeout, self.max_cell_timeout,
+                                                     send_images=self.send_images_to_model) + script_tools()
         if self.ensemble_enabled:
             tools.append(ConsultEnsemble(self.make_ensemble, conversation=lambda: recent_context(self.history)))
         return ToolRegistry(tools)

@@ -16,7 +16,13 @@ from typing import Any
 import anthropic
 import httpx2
 
-from ..agent.messages import AssistantMessage, Message, ToolCall, ToolResultMessage, UserMessage
+from ..agent.messages import (
+    AssistantMessage,
+    Message,
+    ToolCall,
+    ToolResultMessage,
+    UserMessage,
+)
 from .base import (
     Finished,
     Provider,
@@ -34,6 +40,8 @@ from .base import (
 DEFAULT_MAX_TOKENS = 8192
 THINKING_HEADROOM = 8192  # room for the visible answer on top of the thinking budget
 MIN_THINKING_BUDGET = 1024  # the API's minimum budget_tokens
+#: image types the Messages API reads; others are named in the tool result text instead
+IMAGE_TYPES = {"image/jpeg", "image/png", "image/gif", "image/webp"}
 STOP_REASONS = {"end_turn": "stop", "stop_sequence": "stop", "tool_use": "tool_calls", "max_tokens": "max_tokens"}
 # an `event: error` inside a 200 stream carries only the error type: give it the HTTP status it stands for
 STATUS_OF_TYPE = {
@@ -85,6 +93,24 @@ def _replayable(block: dict[str, Any]) -> bool:
     return kind in ("redacted_thinking", "tool_use")
 
 
+def tool_result_block(message: ToolResultMessage) -> dict[str, Any]:
+    """A tool_result block; images ride inside it as base64 image blocks after the text."""
+    block: dict[str, Any] = {"type": "tool_result", "tool_use_id": message.call_id, "is_error": message.is_error}
+    images = [i for i in message.images if i.get("mime") in IMAGE_TYPES and i.get("data")]
+    text = message.content
+    if len(images) < len(message.images):
+        dropped = sorted({str(i.get("mime")) for i in message.images if i not in images})
+        text += f"\n[not shown to you: {len(message.images) - len(images)} image(s) of type {', '.join(dropped)}]"
+    if images:
+        content: list[dict[str, Any]] = [{"type": "text", "text": text}] if text else []
+        content += [{"type": "image", "source": {"type": "base64", "media_type": i["mime"], "data": i["data"]}}
+                    for i in images]
+        block["content"] = content
+    elif text:
+        block["content"] = text
+    return block
+
+
 def to_anthropic_messages(history: list[Message], kind: str = "anthropic") -> list[dict[str, Any]]:
     """Neutral history -> Messages API turns, merging consecutive same-role turns.
 
@@ -106,11 +132,7 @@ def to_anthropic_messages(history: list[Message], kind: str = "anthropic") -> li
             text = message.rendered()
             add("user", [{"type": "text", "text": text}] if text else [])
         elif isinstance(message, ToolResultMessage):
-            block: dict[str, Any] = {"type": "tool_result", "tool_use_id": message.call_id}
-            block["is_error"] = message.is_error
-            if message.content:
-                block["content"] = message.content
-            add("user", [block])
+            add("user", [tool_result_block(message)])
         elif isinstance(message, AssistantMessage):
             add("assistant", assistant_blocks(message, kind))
     for turn in out:

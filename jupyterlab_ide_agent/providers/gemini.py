@@ -12,12 +12,17 @@ Wire facts this adapter relies on (google-genai 3.6.1):
 * Thought signatures (bytes, base64 on the wire) may sit on any part, often on an empty final text
   part. Replay items keep the model's parts in wire (camelCase) form with ``thoughtSignature``;
   signed parts are never merged with their neighbours, as the API requires.
+* Images of a tool result: Gemini 3 models take them inside the functionResponse
+  (``FunctionResponse.parts`` of ``inline_data`` blobs, "multimodal function responses"); older
+  models do not, so for them the images follow the functionResponse parts in the same user turn as
+  ``inline_data`` parts, after a text part naming the call they belong to.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import re
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -26,7 +31,13 @@ import httpx2
 from google import genai
 from google.genai import errors, types
 
-from ..agent.messages import AssistantMessage, Message, ToolCall, ToolResultMessage, UserMessage
+from ..agent.messages import (
+    AssistantMessage,
+    Message,
+    ToolCall,
+    ToolResultMessage,
+    UserMessage,
+)
 from .base import (
     Finished,
     Provider,
@@ -45,6 +56,8 @@ from .base import (
 # The SDK base64-encodes bytes, so decode the literal to get it onto the wire verbatim.
 SKIP_SIGNATURE = base64.urlsafe_b64decode("skip_thought_signature_validator")
 
+#: image types Gemini reads; others are named in the tool result text instead
+IMAGE_TYPES = {"image/png", "image/jpeg", "image/webp", "image/heic", "image/heif"}
 STATUS_KINDS = {400: "bad_request", 401: "auth", 403: "auth", 404: "bad_request", 408: "timeout",
                 409: "server", 429: "rate_limit", 503: "overloaded", 529: "overloaded"}
 RETRYABLE = {408, 409, 429}
@@ -222,8 +235,9 @@ class GeminiProvider(Provider):
             )
         return config
 
-    def _contents(self, messages: list[Message]) -> list[types.Content]:
+    def _contents(self, messages: list[Message], model: str = "") -> list[types.Content]:
         contents: list[types.Content] = []
+        multimodal = self._multimodal_responses(model)
         calls: dict[str, tuple[str, str | None]] = {}  # our call id -> (name, the API's own id)
         for m in messages:
             if isinstance(m, UserMessage):
@@ -234,14 +248,63 @@ class GeminiProvider(Provider):
                     contents.append(types.Content(role="model", parts=parts))
             elif isinstance(m, ToolResultMessage):
                 name, api_id = calls.get(m.call_id, (m.name, None))
-                response = {"error": m.content} if m.is_error else {"output": m.content}
-                part = types.Part(function_response=types.FunctionResponse(name=name, id=api_id, response=response))
+                part, images = self._result_part(m, name, api_id, multimodal)
                 last = contents[-1] if contents else None
-                if last is not None and last.role == "user" and last.parts and last.parts[-1].function_response:
-                    last.parts.append(part)  # parallel results go back in one user turn
+                if last is not None and last.role == "user" and last.parts and last.parts[0].function_response:
+                    # parallel results go back in one user turn: the functionResponse parts first, in call
+                    # order, then the image parts of the results that have them
+                    at = next((i for i, p in enumerate(last.parts) if not p.function_response), len(last.parts))
+                    last.parts.insert(at, part)
                 else:
-                    contents.append(types.Content(role="user", parts=[part]))
+                    at, last = 0, types.Content(role="user", parts=[part])
+                    contents.append(last)
+                if images:  # an older model: the images follow the results, labelled with their call
+                    which = f"function response {at + 1} ({name})" + (f", id {api_id}" if api_id else "")
+                    label = f"{'This image was' if len(images) == 1 else 'These images were'} returned by {which}:"
+                    assert last.parts is not None
+                    last.parts.append(types.Part(text=label))
+                    last.parts += [types.Part(inline_data=types.Blob(mime_type=mime, data=raw)) for mime, raw in images]
         return contents
+
+    def _multimodal_responses(self, model: str) -> bool:
+        """Whether images go inside the functionResponse (``FunctionResponse.parts``, Gemini 3 and later)
+        rather than as inline_data parts next to it (older models). ``options["function_response_parts"]``
+        overrides the guess from the model name."""
+        forced = self.settings.options.get("function_response_parts")
+        if forced is not None:
+            return bool(forced)
+        match = re.search(r"gemini-(\d+)", model)
+        return bool(match) and int(match.group(1)) >= 3
+
+    @staticmethod
+    def _result_part(m: ToolResultMessage, name: str, api_id: str | None,
+                     multimodal: bool) -> tuple[types.Part, list[tuple[str, bytes]]]:
+        """The functionResponse part of one tool result, with its images inside it when ``multimodal``;
+        otherwise also the images (mime, bytes) that must follow the results as inline_data parts."""
+        images: list[tuple[str, bytes]] = []
+        dropped: list[str] = []
+        for image in m.images:
+            mime, data = str(image.get("mime", "")), image.get("data") or ""
+            try:
+                raw = base64.b64decode(data) if mime in IMAGE_TYPES else b""
+            except ValueError:  # not base64: say so rather than fail the whole request
+                raw = b""
+            if raw:
+                images.append((mime, raw))
+            else:
+                dropped.append(mime)
+        text = m.content
+        if dropped:
+            text += f"\n[not shown to you: {len(dropped)} image(s) of type {', '.join(sorted(set(dropped)))}]"
+        response = {"error": text} if m.is_error else {"output": text}
+        function_response = types.FunctionResponse(name=name, id=api_id, response=response)
+        if images and multimodal:
+            function_response.parts = [
+                types.FunctionResponsePart(inline_data=types.FunctionResponseBlob(mime_type=mime, data=raw))
+                for mime, raw in images
+            ]
+            images = []
+        return types.Part(function_response=function_response), images
 
     def _model_parts(self, m: AssistantMessage, calls: dict[str, tuple[str, str | None]]) -> list[types.Part]:
         if m.provider == self.kind and m.replay:
@@ -261,7 +324,7 @@ class GeminiProvider(Provider):
         client = self._get_client()
         name = self.settings.name
         try:
-            contents, config = self._contents(request.messages), self._config(request)
+            contents, config = self._contents(request.messages, request.model), self._config(request)
         except (ValueError, KeyError, TypeError) as exc:  # e.g. a corrupted persisted replay item
             raise ProviderError(f"{name}: cannot build the request: {exc}", provider=name, kind="bad_request") from exc
         turn = _Turn()

@@ -20,7 +20,13 @@ from typing import Any
 import openai
 from openai import AsyncOpenAI
 
-from ..agent.messages import AssistantMessage, Message, ToolCall, ToolResultMessage, UserMessage
+from ..agent.messages import (
+    AssistantMessage,
+    Message,
+    ToolCall,
+    ToolResultMessage,
+    UserMessage,
+)
 from .base import (
     Finished,
     Provider,
@@ -42,7 +48,8 @@ _STATUS_KINDS = {400: "bad_request", 401: "auth", 403: "auth", 404: "bad_request
 _KIND_WORDS = {"rate_limit": "rate limited", "overloaded": "overloaded", "server": "server error",
                "timeout": "timed out", "auth": "authentication failed", "bad_request": "request rejected",
                "connection": "cannot connect", "stream": "stream broken"}
-
+#: image types the Responses API reads (input_image); others are named in the output text instead
+IMAGE_TYPES = {"image/png", "image/jpeg", "image/webp", "image/gif"}
 
 
 def render_tool(spec: ToolSpec) -> dict[str, Any]:
@@ -68,8 +75,7 @@ def to_input(messages: list[Message]) -> list[dict[str, Any]]:
             items.append({"type": "message", "role": "user",
                           "content": [{"type": "input_text", "text": m.rendered()}]})
         elif isinstance(m, ToolResultMessage):
-            output = f"ERROR: {m.content}" if m.is_error else m.content
-            items.append({"type": "function_call_output", "call_id": m.call_id, "output": output})
+            items.append(function_call_output(m))
         elif m.provider == OpenAIResponsesProvider.kind and m.replay:
             items.extend(dict(item) for item in m.replay)
         else:  # another provider's turn (or no replay): rebuild it from the neutral fields
@@ -79,6 +85,21 @@ def to_input(messages: list[Message]) -> list[dict[str, Any]]:
                 items.append({"type": "function_call", "call_id": call.call_id, "name": call.name,
                               "arguments": json.dumps(call.arguments)})
     return items
+
+
+def function_call_output(m: ToolResultMessage) -> dict[str, Any]:
+    """A tool result; with images, ``output`` is a list of content items (input_text, then one
+    input_image per image as a data: URL), which the API accepts in place of the output string."""
+    output = f"ERROR: {m.content}" if m.is_error else m.content
+    if not m.images:
+        return {"type": "function_call_output", "call_id": m.call_id, "output": output}
+    images = [i for i in m.images if i.get("mime") in IMAGE_TYPES and i.get("data")]
+    dropped = sorted({str(i.get("mime")) for i in m.images if i not in images})
+    if dropped:
+        output += f"\n[not shown to you: {len(m.images) - len(images)} image(s) of type {', '.join(dropped)}]"
+    parts: list[dict[str, Any]] = [{"type": "input_text", "text": output}] if output else []
+    parts += [{"type": "input_image", "image_url": f"data:{i['mime']};base64,{i['data']}"} for i in images]
+    return {"type": "function_call_output", "call_id": m.call_id, "output": parts or output}
 
 
 def replayable(item: dict[str, Any]) -> bool:

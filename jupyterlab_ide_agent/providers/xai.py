@@ -23,7 +23,7 @@ from typing import Any
 import grpc
 from google.protobuf import json_format
 from xai_sdk import AsyncClient
-from xai_sdk.chat import system, text, tool, tool_result, user
+from xai_sdk.chat import image, system, text, tool, tool_result, user
 from xai_sdk.proto import chat_pb2, sample_pb2
 
 from ..agent.messages import AssistantMessage, ToolCall, ToolResultMessage, UserMessage
@@ -41,6 +41,9 @@ from .base import (
 )
 
 REPLAY_TYPE = "xai_message"
+#: image types Grok reads; a tool message carries text only (the SDK's ``tool_result`` takes a string),
+#: so a tool result's images go in a user message right after the results, naming the call they belong to
+IMAGE_TYPES = {"image/png", "image/jpeg"}
 _EFFORTS = {"none", "low", "medium", "high", "xhigh"}
 _LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 #: gRPC codes worth another attempt, retried by the channel itself when max_retries > 0
@@ -176,14 +179,31 @@ class XAIProvider(Provider):
     # --- request ---------------------------------------------------------------------------
     def _messages(self, request: ProviderRequest) -> list[chat_pb2.Message]:
         out = [system(request.system)] if request.system else []
+        shown: list[chat_pb2.Content] = []  # images of the tool results in a row, for one user message after them
         for message in request.messages:
+            if not isinstance(message, ToolResultMessage) and shown:
+                out.append(user(*shown))
+                shown = []
             if isinstance(message, UserMessage):
                 out.append(user(message.rendered()))
             elif isinstance(message, AssistantMessage):
                 out.append(self._assistant(message))
             elif isinstance(message, ToolResultMessage):
                 content = f"Error: {message.content}" if message.is_error else message.content
+                images = [i for i in message.images if i.get("mime") in IMAGE_TYPES and i.get("data")]
+                if len(images) < len(message.images):
+                    dropped = sorted({str(i.get("mime")) for i in message.images if i not in images})
+                    content += f"\n[not shown to you: {len(message.images) - len(images)} image(s) of type " \
+                               f"{', '.join(dropped)}]"
+                if images:
+                    content += f"\n[{_images(len(images))} attached in the next user message]"
+                    which = f"{'This image is' if len(images) == 1 else 'These images are'} from the result of " \
+                            f"tool call {message.call_id} ({message.name}):"
+                    shown.append(text(which))
+                    shown += [image(f"data:{i['mime']};base64,{i['data']}") for i in images]
                 out.append(tool_result(content, tool_call_id=message.call_id))
+        if shown:
+            out.append(user(*shown))
         return out
 
     def _assistant(self, message: AssistantMessage) -> chat_pb2.Message:
@@ -318,6 +338,10 @@ class XAIProvider(Provider):
     def _scrub(self, details: str) -> str:
         key = self.settings.resolved_key()
         return details.replace(key, "***") if key else details
+
+
+def _images(n: int) -> str:
+    return "1 image" if n == 1 else f"{n} images"
 
 
 def _raw_arguments(arguments: dict[str, Any]) -> str:

@@ -16,7 +16,17 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_raw_
 
 from ..host.base import ExecutionResult, HostError, NotebookHost
 from .base import Tool, ToolContext, ToolError, ToolResult
-from .outputs import as_text, cell_line, cell_text, execution_text, truncate_middle
+from .outputs import (
+    MAX_IMAGE_BASE64,
+    MAX_IMAGES,
+    ImageAttachments,
+    as_text,
+    cell_line,
+    cell_text,
+    execution_text,
+    human_size,
+    truncate_middle,
+)
 from .paths import display_path, resolve_in_root
 
 DEFAULT_TIMEOUT = 60.0
@@ -29,6 +39,9 @@ OPERATIONS = [
     "execute_range", "execute_ipython", "interrupt_kernel", "restart_kernel",
 ]
 EDITS = {"insert_cell", "delete_cell", "overwrite_cell_source", "move_cell"}
+#: operations whose result can carry the images of the cells they run or read
+IMAGE_OPERATIONS = {"read_cell", "read_cells", "execute_cell", "insert_execute_code_cell", "execute_all",
+                    "execute_range", "execute_ipython"}
 CELL_MAKERS = {"code": new_code_cell, "markdown": new_markdown_cell, "raw": new_raw_cell}
 
 DESCRIPTION = """Work with a Jupyter notebook (.ipynb) and its kernel. One kernel per notebook, kept between calls \
@@ -52,8 +65,12 @@ adding a cell.
 `timeout` (seconds, per cell): a cell running longer is interrupted; its variables stay. Long outputs \
 are shortened here; the notebook keeps them in full. Images are described, not shown."""
 
+IMAGES_SHOWN = f"""Images in outputs are described; with `include_images` (default {{default}}) the images of the \
+cells run or read are also shown to you (PNG/JPEG/WebP/GIF, at most {MAX_IMAGES} per call, each up to \
+{human_size(MAX_IMAGE_BASE64)}; SVG is only described)."""
 
-def _schema(default_timeout: float, max_timeout: float) -> dict[str, Any]:
+
+def _schema(default_timeout: float, max_timeout: float, send_images: bool = False) -> dict[str, Any]:
     index = {"type": "integer", "description": "0-based cell index; -1 = the last cell (insert: append)."}
     return {
         "type": "object",
@@ -72,6 +89,8 @@ def _schema(default_timeout: float, max_timeout: float) -> dict[str, Any]:
             "stop_on_error": {"type": "boolean", "description": "execute_all/range: stop at the first error "
                               "(default true)."},
             "kernel_name": {"type": "string", "description": "create_notebook: kernel spec (default python3)."},
+            "include_images": {"type": "boolean", "description": "read_cell(s), execute_*: show you the images "
+                               f"of the outputs, not only their description (default {str(send_images).lower()})."},
         },
         "required": ["operation", "notebook_path"],
         "additionalProperties": False,
@@ -83,10 +102,15 @@ class NotebookTool(Tool):
     description = DESCRIPTION
     runs_code = True
 
-    def __init__(self, default_timeout: float = DEFAULT_TIMEOUT, max_timeout: float = MAX_TIMEOUT) -> None:
+    def __init__(self, default_timeout: float = DEFAULT_TIMEOUT, max_timeout: float = MAX_TIMEOUT,
+                 send_images: bool = False) -> None:
         self.default_timeout = min(default_timeout, max_timeout)
         self.max_timeout = max_timeout
-        self.parameters = _schema(self.default_timeout, max_timeout)
+        #: attach output images to results (for models that accept images); include_images overrides per call
+        self.send_images = send_images
+        self.parameters = _schema(self.default_timeout, max_timeout, send_images)
+        shown = IMAGES_SHOWN.format(default=str(send_images).lower())
+        self.description = DESCRIPTION.replace("Images are described, not shown.", shown)
 
     async def run(self, args: dict[str, Any], ctx: ToolContext) -> ToolResult:
         host = ctx.services.get("host")
@@ -103,9 +127,13 @@ class NotebookTool(Tool):
             raise ToolError(f"unknown operation {args['operation']!r}; use one of: {', '.join(OPERATIONS)}")
         op = _Op(self, host, args, host_path(host, path), shown)
         try:
-            return await getattr(op, args["operation"])()
+            result = await getattr(op, args["operation"])()
         except HostError as exc:
             raise ToolError(f"{args['operation']} on {shown} failed: {exc}") from exc
+        if op.images is not None:  # the description stays in the text; the images ride along
+            result.output += op.images.note()
+            result.images.extend(op.images.images)
+        return result
 
 
 def host_path(host: NotebookHost, path: Any) -> str:
@@ -121,6 +149,8 @@ class _Op:
     def __init__(self, tool: NotebookTool, host: NotebookHost, args: dict[str, Any], path: str, shown: str):
         self.tool, self.host, self.args, self.path, self.shown = tool, host, args, path, shown
         self.timeout = float(args.get("timeout", tool.default_timeout))
+        wanted = args.get("include_images", tool.send_images) and args["operation"] in IMAGE_OPERATIONS
+        self.images = ImageAttachments() if wanted else None
 
     # ------------------------------------------------------------ helpers
 
@@ -152,6 +182,11 @@ class _Op:
             raise ToolError(f"{index_key} {index} is out of range: {self.shown} has {_n(len(cells))} "
                             f"(indexes 0-{len(cells) - 1})")
         return index % len(cells)
+
+    def _see(self, cell: NotebookNode, where: str) -> None:
+        """Collect the images of a cell's outputs when this call shows images."""
+        if self.images is not None:
+            self.images.add(cell.get("outputs") or [], where)
 
     def _source(self) -> str:
         if "source" not in self.args:
@@ -185,6 +220,7 @@ class _Op:
     async def read_cell(self) -> ToolResult:
         nb = await self._read()
         i = self._locate(nb)
+        self._see(nb.cells[i], f"cell {i} (id={nb.cells[i].get('id', '?')})")  # type: ignore[index]
         return ToolResult(cell_text(i, nb.cells[i]), data=await self._data("read", nb, cell_id=nb.cells[i].id))
 
     async def read_cells(self) -> ToolResult:
@@ -198,6 +234,8 @@ class _Op:
         if end < start:
             raise ToolError(f"the range is empty: end ({end}) is before start ({start})")
         parts = [cell_text(i, nb.cells[i], READ_CELLS_OUTPUT_LIMIT) for i in range(start, end + 1)]
+        for i in range(start, end + 1):
+            self._see(nb.cells[i], f"cell {i} (id={nb.cells[i].get('id', '?')})")
         head = f"{self.shown}: cells {start}-{end} of {len(nb.cells)}"
         return ToolResult("\n\n".join([head, *parts]), data=await self._data("read", nb))
 
@@ -290,6 +328,8 @@ class _Op:
                             "To make it code, use overwrite_cell_source with cell_type 'code'.")
         result = await self.host.execute(self.path, as_text(cell.source), self.timeout)
         note = await self._write_back(cell_id, result)
+        if self.images is not None:
+            self.images.add(result.outputs, f"cell {index} (id={cell_id})")
         return result, execution_text(f"cell {index} (id={cell_id})", result, note)
 
     async def _write_back(self, cell_id: str, result: ExecutionResult) -> str:
@@ -361,6 +401,8 @@ class _Op:
         await self._read()  # the kernel belongs to a notebook: it must exist
         result = await self.host.execute(self.path, code, self.timeout)
         text = execution_text("code", result, "")
+        if self.images is not None:
+            self.images.add(result.outputs, "the code")
         nb = await self.host.read(self.path)
         return ToolResult(text, result.status != "ok", await self._data("ran", nb, status=result.status))
 
@@ -392,6 +434,8 @@ def _new_notebook(kernel_name: str) -> NotebookNode:
     return nb
 
 
-def notebook_tools(default_timeout: float = DEFAULT_TIMEOUT, max_timeout: float = MAX_TIMEOUT) -> list[Tool]:
-    """The notebook tool, ready for a :class:`ToolRegistry`; timeouts are per cell, in seconds."""
-    return [NotebookTool(default_timeout, max_timeout)]
+def notebook_tools(default_timeout: float = DEFAULT_TIMEOUT, max_timeout: float = MAX_TIMEOUT,
+                   send_images: bool = False) -> list[Tool]:
+    """The notebook tool, ready for a :class:`ToolRegistry`; timeouts are per cell, in seconds.
+    ``send_images`` attaches the images of executed or read cells to results (``include_images`` per call)."""
+    return [NotebookTool(default_timeout, max_timeout, send_images)]

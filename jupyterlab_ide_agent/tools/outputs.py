@@ -16,6 +16,8 @@ import struct
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from .base import ToolImage
+
 if TYPE_CHECKING:
     from ..host.base import ExecutionResult
 
@@ -27,6 +29,11 @@ PREVIEW_CHARS = 80
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-Z\\-_]")
 _IMAGE_TYPES = ("image/png", "image/jpeg", "image/gif", "image/webp", "image/svg+xml", "image/bmp")
+#: image types a model may be shown, best first when an output has several; SVG (and BMP) are only described
+SENDABLE_IMAGE_TYPES = ("image/png", "image/jpeg", "image/webp", "image/gif")
+#: images attached to one tool result, and the largest one (base64 characters) sent
+MAX_IMAGES = 4
+MAX_IMAGE_BASE64 = 2 * 1024 * 1024
 _TEXT_TYPES = ("text/markdown", "text/latex", "application/json", "text/html")
 
 
@@ -258,3 +265,64 @@ def execution_text(what: str, result: ExecutionResult, note: str = "") -> str:
     if not body and result.status == "ok":
         body = "(no output)"
     return "\n".join(p for p in (head, body) if p) + note
+
+
+class ImageAttachments:
+    """Images of cell outputs to show the model with a tool result, within limits, and a note saying which.
+
+    One image per output (PNG preferred when an output has several forms); SVG and other types models do not
+    read stay described only. At most ``limit`` images per result, each at most ``max_base64`` characters.
+    """
+
+    def __init__(self, limit: int = MAX_IMAGES, max_base64: int = MAX_IMAGE_BASE64) -> None:
+        self.limit, self.max_base64 = limit, max_base64
+        self.images: list[ToolImage] = []
+        self.attached: list[str] = []
+        self.skipped: list[str] = []
+        self.over_limit = 0
+
+    def add(self, outputs: Iterable[Mapping[str, Any]], where: str) -> None:
+        """Collect the images of one cell's outputs; ``where`` names the cell in the note."""
+        for output in outputs:
+            if output.get("output_type") not in ("display_data", "execute_result"):
+                continue
+            data = output.get("data") or {}
+            mime = next((m for m in SENDABLE_IMAGE_TYPES if m in data), None)
+            if mime is None:
+                other = next((m for m in data if m in _IMAGE_TYPES), None)
+                if other:
+                    self.skipped.append(f"{other} in {where} (models are not sent {other.split('/')[1].upper()} "
+                                        "images; its description stands)")
+                continue
+            b64 = "".join(as_text(data[mime]).split())
+            what = describe_image(mime, b64, output.get("metadata"))[1:-1]
+            if len(self.images) >= self.limit:
+                self.over_limit += 1
+            elif len(b64) > self.max_base64:
+                self.skipped.append(f"{what} in {where} (over {human_size(self.max_base64)} as base64)")
+            elif not _is_base64(b64):
+                self.skipped.append(f"{what} in {where} (the data is not valid base64)")
+            else:
+                self.images.append(ToolImage(mime, b64))
+                self.attached.append(f"{len(self.images)}) {what} from {where}")
+
+    def note(self) -> str:
+        """The text added to the result: which images are attached and which are not."""
+        lines = []
+        if self.attached:
+            lines.append("[images attached for you to see, in this order: " + "; ".join(self.attached) + "]")
+        skipped = list(self.skipped)
+        if self.over_limit:
+            skipped.append(f"{self.over_limit} more image(s) over the limit of {self.limit} per result "
+                           "(read_cell with include_images shows a cell's images)")
+        if skipped:
+            lines.append("[images not attached: " + "; ".join(skipped) + "]")
+        return "\n" + "\n".join(lines) if lines else ""
+
+
+def _is_base64(text: str) -> bool:
+    try:
+        base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        return False
+    return bool(text)
