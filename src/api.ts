@@ -33,10 +33,57 @@ export interface ISessionUsage {
 export interface ISession {
   id: string;
   title: string;
-  created: string;
-  updated: string;
+  /** Seconds since the epoch (the server's `time.time()`). */
+  created: number;
+  updated: number;
   running: boolean;
+  last_seq?: number;
   usage: ISessionUsage;
+}
+
+/** One background command of the session (workspace/processes.py `check`). */
+export interface IProcessState {
+  pid: number;
+  command: string;
+  cwd?: string;
+  /** running | exited | interrupted | killed */
+  status: string;
+  exit_code: number | null;
+  started?: number;
+  ended?: number | null;
+  runtime_s: number;
+  cpu_percent: number | null;
+  rss_mb: number | null;
+  processes?: number;
+  log_path?: string;
+  output_lines?: number;
+  tail: string[];
+}
+
+/** One notebook the agent knows (host/base.py `notebook_states` merged with tool results). */
+export interface INotebookState {
+  notebook: string;
+  kernel_id?: string | null;
+  kernel_status?: string | null;
+  execution_count?: number;
+  cell_count?: number | null;
+}
+
+export interface IFileChange {
+  path: string;
+  action: string;
+  by: string;
+  at: number;
+}
+
+/** GET sessions/{id}/workspace (workspace/state.py `to_json`). */
+export interface IWorkspaceState {
+  root: string;
+  elapsed_s: number;
+  files: { count: number; truncated: boolean };
+  changes: IFileChange[];
+  notebooks: INotebookState[];
+  processes: IProcessState[];
 }
 
 /** An HTTP error from the agent's API, with the status code kept for callers. */
@@ -84,6 +131,18 @@ export class AgentApi {
     await this._request<unknown>(URLExt.join('sessions', encodeURIComponent(id)), {
       method: 'DELETE'
     });
+  }
+
+  workspace(id: string): Promise<IWorkspaceState> {
+    return this._request<IWorkspaceState>(URLExt.join('sessions', encodeURIComponent(id), 'workspace'));
+  }
+
+  /** SIGINT, then SIGTERM, then SIGKILL (the server's grace periods); `force`: SIGKILL at once. */
+  interruptProcess(id: string, pid: number, force = false): Promise<IProcessState> {
+    return this._request<IProcessState>(
+      URLExt.join('sessions', encodeURIComponent(id), 'processes', String(pid), 'interrupt'),
+      { method: 'POST', body: JSON.stringify({ force }) }
+    );
   }
 
   /** The WebSocket URL of a session's event stream, resuming after `afterSeq`. */

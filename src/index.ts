@@ -3,60 +3,49 @@
  * its settings.
  */
 import { ILayoutRestorer, JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
-import { ICommandPalette } from '@jupyterlab/apputils';
+import { Clipboard, ICommandPalette } from '@jupyterlab/apputils';
+import { INotebookTracker } from '@jupyterlab/notebook';
 import { IRenderMimeRegistry } from '@jupyterlab/rendermime';
 import { ISettingRegistry } from '@jupyterlab/settingregistry';
 
 import { AgentApi } from './api';
-import { agentIcon } from './icon';
+import { registerCommands } from './commands';
 import { AgentModel } from './model';
-import { CommandIDs, DEFAULT_SETTINGS, IAgentSettings, PLUGIN_ID } from './tokens';
+import { insertCell } from './notebook';
+import { DEFAULT_SETTINGS, IAgentSettings, PLUGIN_ID } from './tokens';
 import { AgentSidebar } from './widget';
+
+/** Fenced code in these languages becomes a markdown cell; anything else a code cell. */
+const MARKDOWN_LANGUAGES = new Set(['markdown', 'md']);
 
 const plugin: JupyterFrontEndPlugin<void> = {
   id: PLUGIN_ID,
   description: 'An autonomous IDE agent in a JupyterLab sidebar.',
   autoStart: true,
   requires: [IRenderMimeRegistry],
-  optional: [ICommandPalette, ISettingRegistry, ILayoutRestorer],
+  optional: [ICommandPalette, ISettingRegistry, ILayoutRestorer, INotebookTracker],
   activate: (
     app: JupyterFrontEnd,
     rendermime: IRenderMimeRegistry,
     palette: ICommandPalette | null,
     settingRegistry: ISettingRegistry | null,
-    restorer: ILayoutRestorer | null
+    restorer: ILayoutRestorer | null,
+    tracker: INotebookTracker | null
   ): void => {
     const model = new AgentModel(new AgentApi(app.serviceManager.serverSettings));
-    const sidebar = new AgentSidebar(model, rendermime);
+    const sidebar = new AgentSidebar(model, {
+      rendermime,
+      copy: text => Clipboard.copyToSystem(text),
+      insertCell: tracker
+        ? (source, language) => insertCell(tracker, source, MARKDOWN_LANGUAGES.has(language) ? 'markdown' : 'code')
+        : null
+    });
     app.shell.add(sidebar, 'right', { rank: 900 });
     restorer?.add(sidebar, 'ide-agent-sidebar');
 
-    const open = (): void => {
-      app.shell.activateById(sidebar.id);
-      sidebar.focusPrompt();
-    };
-
-    app.commands.addCommand(CommandIDs.open, {
-      label: 'IDE Agent: Open',
-      caption: 'Open the IDE Agent sidebar',
-      icon: agentIcon,
-      execute: open
-    });
-    app.commands.addCommand(CommandIDs.newSession, {
-      label: 'IDE Agent: New Session',
-      caption: 'Start a new IDE Agent conversation',
-      execute: async () => {
-        open();
-        await model.start();
-        await model.newSession();
-      }
-    });
-    if (palette) {
-      palette.addItem({ command: CommandIDs.open, category: 'IDE Agent' });
-      palette.addItem({ command: CommandIDs.newSession, category: 'IDE Agent' });
-    }
-    // The keyboard shortcut itself is declared in schema/plugin.json
+    // The keyboard shortcut of ide-agent:open is declared in schema/plugin.json
     // ("jupyter.lab.shortcuts") so users can change it in the shortcut editor.
+    registerCommands(app, model, sidebar, tracker, palette);
 
     if (settingRegistry) {
       settingRegistry

@@ -1,23 +1,31 @@
 /**
- * The sidebar's controller: server status, the current session, its event
- * stream and the reduced conversation. React components only read `state`
- * and call the methods here.
+ * The sidebar's controller: server status, the session list, the current
+ * session, its event stream and the reduced conversation, the prompt's
+ * attached context and mode. React components only read `state` and call the
+ * methods here; the commands call them too.
  */
 import { ISignal, Signal } from '@lumino/signaling';
 
 import { AgentApi, ApiError, ISession, IStatus } from './api';
+import { contextAsText } from './context';
 import { EMPTY_STATE, IBaseEvent, IConversationState, isRunning, reduceAll } from './events';
 import { ConnectionStatus, SessionStream } from './stream';
-import { DEFAULT_SETTINGS, IAgentSettings } from './tokens';
+import { DEFAULT_SETTINGS, IAgentSettings, IPromptContext } from './tokens';
+import { WorkspaceModel } from './workspace';
 
 export type Phase = 'idle' | 'loading' | 'setup' | 'ready' | 'error';
+
+/** What Send does: prompt the agent, or ask the ensemble directly. */
+export type ComposeMode = 'agent' | 'ensemble';
 
 export interface IAgentViewState {
   phase: Phase;
   status: IStatus | null;
-  /** Why the status or session could not be loaded (phase 'error'). */
+  /** Why the status or session could not be loaded (phase 'error'), or a banner. */
   error: string | null;
   session: ISession | null;
+  /** Every session of the server, most recently updated first. */
+  sessions: ISession[];
   conversation: IConversationState;
   connection: ConnectionStatus;
   connectionDetail: string | null;
@@ -25,15 +33,24 @@ export interface IAgentViewState {
   stopping: boolean;
   /** A prompt sent while the server had not echoed any event yet. */
   awaitingEcho: boolean;
+  /** Context attached by a command ("ask about the selected cells"), sent with the next request. */
+  context: IPromptContext | null;
+  mode: ComposeMode;
+  /** Decisions sent for approval requests, until their tool_result arrives. */
+  approvalsSent: Readonly<Record<string, 'run' | 'skip'>>;
   settings: IAgentSettings;
 }
 
 const STORAGE_PREFIX = 'jupyterlab-ide-agent:last-session:';
+const DEFAULT_TITLE = 'New session';
 
 export class AgentModel {
   constructor(readonly api: AgentApi = new AgentApi()) {
     this._storageKey = STORAGE_PREFIX + api.serverSettings.baseUrl;
+    this.workspace = new WorkspaceModel(api);
   }
+
+  readonly workspace: WorkspaceModel;
 
   get state(): IAgentViewState {
     return this._state;
@@ -43,13 +60,17 @@ export class AgentModel {
     return this._stateChanged;
   }
 
-  /** Whether a turn is running in the current session. */
+  /** Whether a turn or a direct consultation is running in the current session. */
   get running(): boolean {
     const s = this._state;
     if (s.conversation.lastSeq === 0 && s.session?.running) {
       return true; // replay not received yet
     }
     return isRunning(s.conversation) || s.awaitingEcho;
+  }
+
+  get ready(): boolean {
+    return this._state.phase === 'ready' && this._stream !== null;
   }
 
   /** Load the status and, when ready, the last session (first open of the sidebar). */
@@ -66,7 +87,11 @@ export class AgentModel {
     try {
       status = await this.api.status();
     } catch (error) {
-      this._update({ phase: 'error', error: describe(error, 'Could not reach the IDE Agent server extension') });
+      const message =
+        error instanceof ApiError && error.status === 404
+          ? 'The IDE Agent server extension is not enabled (404). Run `jupyter server extension enable jupyterlab_ide_agent` and restart the server.'
+          : describe(error, 'Could not reach the IDE Agent server extension');
+      this._update({ phase: 'error', error: message });
       return;
     }
     if (!status.ready) {
@@ -82,33 +107,144 @@ export class AgentModel {
     await this._openLastSession();
   }
 
+  // --- sessions ------------------------------------------------------------------------------
+  async refreshSessions(): Promise<void> {
+    try {
+      const sessions = await this.api.listSessions();
+      this._update({ sessions });
+    } catch (error) {
+      this._update({ error: describe(error, 'Could not list the sessions') });
+    }
+  }
+
   /** Start a fresh conversation. */
   async newSession(): Promise<void> {
-    if (this._state.phase !== 'ready') {
-      await this.refresh();
-      if ((this._state.phase as Phase) !== 'ready') {
-        return;
-      }
+    if (!(await this._ensureReady())) {
+      return;
     }
     try {
       this._attach(await this.api.createSession());
+      await this.refreshSessions();
     } catch (error) {
       this._update({ error: describe(error, 'Could not create a session') });
     }
   }
 
-  sendPrompt(text: string): boolean {
+  async switchSession(id: string): Promise<void> {
+    if (this._state.session?.id === id) {
+      return;
+    }
+    try {
+      this._attach(await this.api.getSession(id));
+    } catch (error) {
+      this._update({ error: describe(error, 'Could not open the session') });
+      await this.refreshSessions();
+    }
+  }
+
+  async renameSession(id: string, title: string): Promise<void> {
+    const trimmed = title.trim();
+    if (!trimmed) {
+      return;
+    }
+    try {
+      const renamed = await this.api.renameSession(id, trimmed);
+      this._update({
+        session: this._state.session?.id === id ? { ...this._state.session, title: renamed.title } : this._state.session,
+        sessions: this._state.sessions.map(s => (s.id === id ? { ...s, title: renamed.title } : s))
+      });
+    } catch (error) {
+      this._update({ error: describe(error, 'Could not rename the session') });
+    }
+  }
+
+  /** Delete a session (its scripts stop); deleting the current one opens the next or a new one. */
+  async deleteSession(id: string): Promise<void> {
+    const current = this._state.session?.id === id ? this._state.session : null;
+    if (current) {
+      // The server closes the session's sockets as it deletes it: close ours
+      // first, so that close is not taken for a lost session to replace.
+      this._closeStream();
+    }
+    try {
+      await this.api.deleteSession(id);
+    } catch (error) {
+      if (!(error instanceof ApiError && error.status === 404)) {
+        this._update({ error: describe(error, 'Could not delete the session') });
+        if (current) {
+          this._attach(current);
+        }
+        return;
+      }
+    }
+    const rest = this._state.sessions.filter(s => s.id !== id);
+    this._update({ sessions: rest });
+    if (current) {
+      try {
+        this._attach(rest.length ? await this.api.getSession(rest[0].id) : await this.api.createSession());
+      } catch (error) {
+        this._update({ phase: 'error', error: describe(error, 'Could not open a session') });
+      }
+    }
+    await this.refreshSessions();
+  }
+
+  // --- requests --------------------------------------------------------------------------------
+  /** Send what the prompt box holds (with the attached context) to the agent or the ensemble. */
+  submit(text: string, mode: ComposeMode = this._state.mode): boolean {
+    const context = this._state.context ?? undefined;
+    const sent = mode === 'ensemble' ? this.consult(text, context) : this.prompt(text, context);
+    if (sent) {
+      this._update({ context: null, mode: 'agent' });
+    }
+    return sent;
+  }
+
+  /** Prompt the agent; `context` ({notebook, cells, ...}) travels with it. */
+  prompt(text: string, context?: IPromptContext): boolean {
     const trimmed = text.trim();
     if (!trimmed || !this._stream) {
       return false;
     }
-    const message: Record<string, unknown> = { type: 'prompt', text: trimmed };
-    if (this._state.settings.mainModel) {
-      message.model = this._state.settings.mainModel;
+    const { settings } = this._state;
+    const message: Record<string, unknown> = { type: 'prompt', text: trimmed, approval_mode: settings.approvalMode };
+    if (context && Object.keys(context).length) {
+      message.context = context;
+    }
+    if (settings.mainModel) {
+      message.model = settings.mainModel;
     }
     this._stream.send(message as { type: 'prompt' });
     this._update({ awaitingEcho: true, error: null });
+    this._autoTitle(trimmed);
     return true;
+  }
+
+  /** Ask the ensemble directly (not through the agent); false when the setting turns it off. */
+  consult(question: string, context?: IPromptContext): boolean {
+    const trimmed = question.trim();
+    if (!trimmed || !this._stream || !this._state.settings.ensemble) {
+      return false;
+    }
+    const message: Record<string, unknown> = { type: 'ensemble', question: trimmed };
+    const text = contextAsText(context);
+    if (text) {
+      message.context = text;
+    }
+    this._stream.send(message as { type: 'ensemble' });
+    this._sentQuestions.push(trimmed);
+    this._update({ error: null });
+    this._autoTitle(trimmed);
+    return true;
+  }
+
+  /** Answer an approval_request: the server runs or skips the call. */
+  approve(callId: string, decision: 'run' | 'skip'): void {
+    if (!this._stream) {
+      return;
+    }
+    this._stream.send({ type: 'approval', call_id: callId, decision });
+    this._update({ approvalsSent: { ...this._state.approvalsSent, [callId]: decision } });
   }
 
   cancel(): void {
@@ -116,6 +252,14 @@ export class AgentModel {
       this._stream.send({ type: 'cancel' });
       this._update({ stopping: true });
     }
+  }
+
+  attachContext(context: IPromptContext | null, mode: ComposeMode = this._state.mode): void {
+    this._update({ context, mode: mode === 'ensemble' && !this._state.settings.ensemble ? 'agent' : mode });
+  }
+
+  setMode(mode: ComposeMode): void {
+    this._update({ mode: mode === 'ensemble' && !this._state.settings.ensemble ? 'agent' : mode });
   }
 
   reconnect(): void {
@@ -127,12 +271,39 @@ export class AgentModel {
   }
 
   setSettings(settings: Partial<IAgentSettings>): void {
-    this._update({ settings: { ...this._state.settings, ...settings } });
+    const next = { ...this._state.settings, ...settings };
+    this._update({ settings: next, mode: next.ensemble ? this._state.mode : 'agent' });
+  }
+
+  /** Wait until a session is open (opening the sidebar's first session if needed). */
+  async whenReady(): Promise<boolean> {
+    await this.start();
+    return this._ensureReady();
   }
 
   dispose(): void {
     this._closeStream();
+    this.workspace.dispose();
     Signal.clearData(this);
+  }
+
+  // --- internals -------------------------------------------------------------------------------
+  private async _ensureReady(): Promise<boolean> {
+    if (this._state.phase !== 'ready') {
+      await this.refresh();
+    }
+    return (this._state.phase as Phase) === 'ready';
+  }
+
+  /** A session still called "New session" takes its first request's opening words as its title. */
+  private _autoTitle(text: string): void {
+    const session = this._state.session;
+    if (!session || session.title !== DEFAULT_TITLE || this._state.conversation.turns.length > 0) {
+      return;
+    }
+    const line = text.split('\n')[0];
+    const title = line.length > 60 ? `${line.slice(0, 57).trimEnd()}…` : line;
+    void this.renameSession(session.id, title);
   }
 
   private async _openLastSession(): Promise<void> {
@@ -154,19 +325,23 @@ export class AgentModel {
       return;
     }
     this._attach(session);
+    void this.refreshSessions();
   }
 
   private _attach(session: ISession): void {
     this._closeStream();
     writeStorage(this._storageKey, session.id);
+    this._sentQuestions = [];
     this._update({
       phase: 'ready',
       error: null,
       session,
       conversation: EMPTY_STATE,
       stopping: false,
-      awaitingEcho: false
+      awaitingEcho: false,
+      approvalsSent: {}
     });
+    this.workspace.setSession(session.id);
     this._stream = new SessionStream({
       url: afterSeq => this.api.streamUrl(session.id, afterSeq),
       lastSeq: () => this._state.conversation.lastSeq,
@@ -198,6 +373,7 @@ export class AgentModel {
         try {
           this._attach(await this.api.createSession());
           this._update({ error: 'The server no longer had the previous session; this is a new one.' });
+          void this.refreshSessions();
         } catch (createError) {
           this._update({ error: describe(createError, 'Could not create a session') });
         }
@@ -219,18 +395,48 @@ export class AgentModel {
     if (rejected) {
       this._update({ error: String(rejected.message ?? 'The server refused the message.'), awaitingEcho: false });
     }
-    const conversation = reduceAll(this._state.conversation, mine);
-    if (conversation === this._state.conversation) {
+    const before = this._state.conversation;
+    let conversation = reduceAll(before, mine);
+    if (conversation === before) {
       return;
     }
+    conversation = this._nameDirectConsultations(before, conversation);
     const running = isRunning(conversation);
     const echoed = mine.some(e => e.type === 'user_message' || e.type === 'queued' || e.type === 'error');
+    const approvalsSent = { ...this._state.approvalsSent };
+    for (const e of mine) {
+      if (e.type === 'tool_result' && typeof e.call_id === 'string') {
+        delete approvalsSent[e.call_id];
+      }
+    }
     this._update({
       conversation,
+      approvalsSent,
       stopping: running ? this._state.stopping : false,
-      awaitingEcho: echoed ? false : this._state.awaitingEcho,
-      session: this._state.session
+      awaitingEcho: echoed ? false : this._state.awaitingEcho
     });
+    if (mine.some(e => e.type === 'tool_result' || e.type === 'done')) {
+      this.workspace.poke(); // a script started or ended, a kernel ran
+    }
+  }
+
+  /**
+   * Member events do not carry the question (only the verdict does): a direct
+   * consultation that just appeared takes the oldest question this client sent
+   * and has not matched yet, so its block is titled while it runs.
+   */
+  private _nameDirectConsultations(before: IConversationState, after: IConversationState): IConversationState {
+    let consultations = after.consultations;
+    for (const c of Object.values(after.consultations)) {
+      if (c.turnId !== null || before.consultations[c.id]) {
+        continue;
+      }
+      const sent = this._sentQuestions.shift();
+      if (sent && !c.question) {
+        consultations = { ...consultations, [c.id]: { ...c, question: sent } };
+      }
+    }
+    return consultations === after.consultations ? after : { ...after, consultations };
   }
 
   private _closeStream(): void {
@@ -248,24 +454,26 @@ export class AgentModel {
     status: null,
     error: null,
     session: null,
+    sessions: [],
     conversation: EMPTY_STATE,
     connection: 'closed',
     connectionDetail: null,
     stopping: false,
     awaitingEcho: false,
+    context: null,
+    mode: 'agent',
+    approvalsSent: {},
     settings: DEFAULT_SETTINGS
   };
   private _stream: SessionStream | null = null;
   private _checking = false;
+  private _sentQuestions: string[] = [];
   private readonly _storageKey: string;
   private readonly _stateChanged = new Signal<this, IAgentViewState>(this);
 }
 
 function describe(error: unknown, prefix: string): string {
   if (error instanceof ApiError) {
-    if (error.status === 404) {
-      return `${prefix}: the server extension is not enabled (404). Run \`jupyter server extension enable jupyterlab_ide_agent\` and restart.`;
-    }
     return `${prefix}: ${error.message}`;
   }
   const message = error instanceof Error ? error.message : String(error);

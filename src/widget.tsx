@@ -1,8 +1,8 @@
-import { IRenderMimeRegistry } from '@jupyterlab/rendermime';
 import { ReactWidget } from '@jupyterlab/ui-components';
 import { Message } from '@lumino/messaging';
 import React from 'react';
 
+import { IServices } from './components/services';
 import { Sidebar } from './components/Sidebar';
 import { agentIcon } from './icon';
 import { AgentModel } from './model';
@@ -11,7 +11,7 @@ import { AgentModel } from './model';
 export class AgentSidebar extends ReactWidget {
   constructor(
     readonly model: AgentModel,
-    private readonly _rendermime: IRenderMimeRegistry
+    private readonly _services: IServices
   ) {
     super();
     this.id = 'jp-ide-agent-sidebar';
@@ -21,17 +21,24 @@ export class AgentSidebar extends ReactWidget {
   }
 
   protected render(): JSX.Element {
-    return <Sidebar model={this.model} rendermime={this._rendermime} />;
+    return <Sidebar model={this.model} services={this._services} />;
   }
 
   protected onAfterShow(msg: Message): void {
     super.onAfterShow(msg);
+    this.model.workspace.setVisible(true);
     void this.model.start();
+  }
+
+  protected onAfterHide(msg: Message): void {
+    super.onAfterHide(msg);
+    this.model.workspace.setVisible(false);
   }
 
   protected onAfterAttach(msg: Message): void {
     super.onAfterAttach(msg);
     if (this.isVisible) {
+      this.model.workspace.setVisible(true);
       void this.model.start();
     }
   }

@@ -1,1 +1,3 @@
 import './base.css';
+import './ensemble.css';
+import './panels.css';

@@ -37,6 +37,13 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 LABEXT_NAME = "jupyterlab-ide-agent"
+SETTINGS_PLUGIN = "jupyterlab-ide-agent:plugin"
+# The environment must not leak real keys or endpoints into the server under test.
+NO_PROVIDER_ENV: dict[str, str | None] = {
+    name: None
+    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "GEMINI_API_KEY",
+                 "GOOGLE_API_KEY", "GOOGLE_GEMINI_BASE_URL", "XAI_API_KEY", "XAI_API_HOST")
+}
 
 if str(REPO) not in sys.path:  # tests.fakes.* (and the package, when not installed)
     sys.path.insert(0, str(REPO))
@@ -119,10 +126,13 @@ def browser_ready() -> None:
 
 @pytest.fixture(scope="session")
 def start_lab(tmp_path_factory: pytest.TempPathFactory, browser_ready: None) -> Iterator[Callable[..., Lab]]:
-    """Factory: ``start_lab(config_lines, env)`` starts a fresh ``jupyter lab`` and returns a :class:`Lab`."""
+    """Factory: ``start_lab(config_lines, env, settings=None)`` starts a fresh ``jupyter lab`` and returns a
+    :class:`Lab`. ``settings`` are the user's JupyterLab settings, ``{"<plugin id>": {...}}``
+    (e.g. ``{"jupyterlab-ide-agent:plugin": {"approvalMode": "code"}}``)."""
     started: list[Lab] = []
 
-    def start(config_lines: list[str], env_overrides: dict[str, str | None] | None = None) -> Lab:
+    def start(config_lines: list[str], env_overrides: dict[str, str | None] | None = None,
+              settings: dict[str, dict[str, Any]] | None = None) -> Lab:
         home = tmp_path_factory.mktemp("lab")
         root = home / "root"
         root.mkdir()
@@ -148,6 +158,11 @@ def start_lab(tmp_path_factory: pytest.TempPathFactory, browser_ready: None) -> 
         notification = home / "settings" / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
         notification.parent.mkdir(parents=True)
         notification.write_text(json.dumps({"fetchNews": "false", "checkForUpdates": False}))
+        for plugin_id, values in (settings or {}).items():
+            package, _, plugin = plugin_id.partition(":")
+            path = home / "settings" / package / f"{plugin}.jupyterlab-settings"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(values))
 
         env = dict(os.environ)
         env.update(JUPYTER_CONFIG_DIR=str(cfg_dir), JUPYTER_DATA_DIR=str(data_dir),
@@ -227,6 +242,45 @@ def fake_openai() -> Iterator[Any]:
 
 
 @pytest.fixture(scope="session")
+def fakes(fake_openai: Any) -> Iterator[dict[str, Any]]:
+    """All four fake providers (OpenAI is ``fake_openai``), for the ensemble's members."""
+    from tests.fakes.anthropic import FakeAnthropic
+    from tests.fakes.gemini import FakeGemini
+    from tests.fakes.xai import FakeXAI
+
+    others = {"anthropic": FakeAnthropic().start(), "gemini": FakeGemini().start(), "xai": FakeXAI().start()}
+    yield {"openai": fake_openai, **others}
+    for server in others.values():
+        server.stop()
+
+
+def providers_config_lines(fakes: dict[str, Any], main_model: str = "openai:gpt-5") -> list[str]:
+    """``c.IDEAgent.providers`` pointing every provider at its fake, and the main model."""
+    import dataclasses
+
+    providers = {}
+    for name, fake in fakes.items():
+        values = dataclasses.asdict(fake.settings())
+        values.pop("name")
+        providers[name] = values
+    return [f"c.IDEAgent.providers = {providers!r}", f"c.IDEAgent.main_model = {main_model!r}"]
+
+
+@pytest.fixture
+def agent_lab(start_lab: Callable[..., Lab], fakes: dict[str, Any]) -> Callable[..., Lab]:
+    """Factory: a JupyterLab whose agent and ensemble run on the four fakes (reset first);
+    ``agent_lab(settings={...}, config=[...])`` adds the sidebar's settings and server config lines."""
+
+    def start(settings: dict[str, Any] | None = None, config: list[str] | None = None) -> Lab:
+        for fake in fakes.values():
+            fake.reset()
+        return start_lab([*providers_config_lines(fakes), *(config or [])], NO_PROVIDER_ENV,
+                         {SETTINGS_PLUGIN: settings} if settings else None)
+
+    return start
+
+
+@pytest.fixture(scope="session")
 def browser(browser_ready: None) -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
@@ -249,3 +303,88 @@ def page(browser: Any) -> Iterator[Any]:
     page.page_errors = errors  # type: ignore[attr-defined]
     yield page
     context.close()
+
+
+class SidebarUI:
+    """What the browser tests do with the sidebar, in one place (``ui`` fixture)."""
+
+    SIDEBAR = "#jp-ide-agent-sidebar"
+    ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
+
+    def __init__(self, page: Any) -> None:
+        self.page = page
+        self.prompt = page.locator(f"{self.SIDEBAR} .jp-IDEAgent-input")
+
+    def q(self, selector: str) -> Any:
+        """A locator inside the sidebar."""
+        return self.page.locator(f"{self.SIDEBAR} {selector}")
+
+    def open_lab(self, lab: Lab, path: str = "") -> None:
+        """Load JupyterLab (optionally a document, e.g. ``tree/a.ipynb``) and wait for our plugin."""
+        self.page.goto(f"{lab.url}lab/{path}?token={lab.token}" if path else lab.lab_url())
+        self.page.locator(f'.jp-SideBar li[data-id="{self.SIDEBAR[1:]}"]').wait_for(state="attached", timeout=60000)
+        if not path:
+            self.page.locator(".jp-Launcher").first.wait_for()
+
+    def reload(self) -> None:
+        """Reload the page (a browser refresh) and wait until JupyterLab is back."""
+        self.page.reload()
+        self.page.locator(f'.jp-SideBar li[data-id="{self.SIDEBAR[1:]}"]').wait_for(state="attached", timeout=60000)
+        self.page.locator(f"{self.SIDEBAR} .jp-IDEAgent-input, .jp-Launcher").first.wait_for(timeout=60000)
+
+    def palette(self, query: str, label: str) -> list[str]:
+        """Run a command from the palette; returns the labels the search showed."""
+        self.page.keyboard.press("Control+Shift+C")
+        search = self.page.locator("#modal-command-palette .lm-CommandPalette-input")
+        search.wait_for()
+        search.fill(query)
+        items = self.page.locator(
+            "#modal-command-palette .lm-CommandPalette-item:not(.lm-mod-hidden) .lm-CommandPalette-itemLabel")
+        items.first.wait_for()
+        labels = [t.strip() for t in items.all_inner_texts()]
+        items.filter(has_text=label).first.click()
+        return labels
+
+    def open_sidebar(self) -> None:
+        if not self.prompt.is_visible():
+            self.palette("IDE Agent: Open", "IDE Agent: Open")
+        self.q(".jp-IDEAgent-connection.jp-mod-open").wait_for()
+
+    def send(self, text: str) -> None:
+        self.prompt.fill(text)
+        self.prompt.press("Enter")
+
+    def wait_idle(self, timeout: float = 30000) -> None:
+        """No turn or consultation running (the Stop button is gone)."""
+        self.q(".jp-IDEAgent-stop").wait_for(state="detached", timeout=timeout)
+
+    def shot(self, name: str, sidebar_only: bool = False) -> Path:
+        """The page (``<name>.png``) and the sidebar alone (``<name>-sidebar.png``)."""
+        self.ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        path = self.ARTIFACTS / f"{name}.png"
+        if not sidebar_only:
+            self.page.screenshot(path=str(path))
+        sidebar = self.page.locator(self.SIDEBAR)
+        if sidebar.is_visible():
+            sidebar.screenshot(path=str(self.ARTIFACTS / f"{name}-sidebar.png"))
+        return path
+
+    def widen_sidebar(self, width: int = 460) -> None:
+        """Drag the right panel's handle so the sidebar is ``width`` px wide (members side by side)."""
+        box = self.page.locator(self.SIDEBAR).bounding_box()
+        handle_x = box["x"] - 2
+        y = box["y"] + box["height"] / 2
+        self.page.mouse.move(handle_x, y)
+        self.page.mouse.down()
+        self.page.mouse.move(handle_x - (width - box["width"]), y, steps=5)
+        self.page.mouse.up()
+
+    def dark_theme(self) -> None:
+        self.palette("JupyterLab Dark", "JupyterLab Dark")
+        self.page.wait_for_function("() => document.body.dataset.jpThemeLight === 'false'", timeout=15000)
+        self.page.wait_for_timeout(500)
+
+
+@pytest.fixture
+def ui(page: Any) -> SidebarUI:
+    return SidebarUI(page)

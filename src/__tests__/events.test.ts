@@ -90,7 +90,7 @@ test('cancel marks unfinished tool cards cancelled; errors are items; unknown ty
   const state = reduceAll(EMPTY_STATE, [
     ev('user_message', { text: 'slow' }),
     ev('tool_call', { call_id: 'p', name: 'ExecuteScript', arguments: { script_path: 'x.py' } }),
-    ev('ensemble_member', { member: 'grok', text: '...' }),
+    ev('some_future_event', { member: 'grok', text: '...' }),
     ev('error', { message: 'rate limited', kind: 'rate_limit', provider: 'openai', retryable: true }),
     ev('usage', { input_tokens: 1, output_tokens: 1, cost_usd: null }),
     ev('done', { reason: 'cancelled' })

@@ -1,30 +1,25 @@
-import { IRenderMimeRegistry } from '@jupyterlab/rendermime';
 import React, { useLayoutEffect, useRef } from 'react';
 
+import { summarizeContext } from '../context';
 import { IConversationState, ITurn, ITurnUsage, TurnItem } from '../events';
+import { formatCost, formatTokens } from '../format';
+import { EnsembleView } from './Ensemble';
 import { Markdown } from './Markdown';
 import { ToolCard } from './ToolCard';
 
 export interface IConversationProps {
   conversation: IConversationState;
-  rendermime: IRenderMimeRegistry;
   showReasoning: boolean;
   running: boolean;
+  approvalsSent: Readonly<Record<string, 'run' | 'skip'>>;
+  onApprove: (callId: string, decision: 'run' | 'skip') => void;
 }
 
-export function formatCost(cost: number | null | undefined): string {
-  if (cost === null || cost === undefined) {
-    return 'cost unknown';
-  }
-  return cost < 0.01 && cost > 0 ? `$${cost.toFixed(4)}` : `$${cost.toFixed(2)}`;
-}
+type ItemProps = Omit<IConversationProps, 'running'>;
 
 function UsageLine(props: { usage: ITurnUsage }): JSX.Element {
   const { usage } = props;
-  const parts = [
-    `${usage.inputTokens.toLocaleString()} in`,
-    `${usage.outputTokens.toLocaleString()} out`
-  ];
+  const parts = [`${usage.inputTokens.toLocaleString()} in`, `${usage.outputTokens.toLocaleString()} out`];
   if (usage.reasoningTokens) {
     parts.push(`${usage.reasoningTokens.toLocaleString()} reasoning`);
   }
@@ -45,15 +40,26 @@ const DONE_NOTE: Record<string, string> = {
   max_steps: 'Stopped after the maximum number of steps.'
 };
 
-function Item(props: { item: TurnItem } & Omit<IConversationProps, 'conversation' | 'running'>): JSX.Element | null {
-  const { item, rendermime, showReasoning } = props;
+function Item(props: { item: TurnItem } & ItemProps): JSX.Element | null {
+  const { item, conversation, showReasoning, approvalsSent, onApprove } = props;
   switch (item.kind) {
-    case 'user':
-      return <div className="jp-IDEAgent-user">{item.text}</div>;
+    case 'user': {
+      const chip = summarizeContext(item.context);
+      return (
+        <div className="jp-IDEAgent-user">
+          {chip && (
+            <div className="jp-IDEAgent-contextChip jp-mod-sent" title="Context sent with this prompt">
+              {chip}
+            </div>
+          )}
+          {item.text}
+        </div>
+      );
+    }
     case 'text':
       return (
         <div className="jp-IDEAgent-assistant">
-          <Markdown text={item.text} rendermime={rendermime} />
+          <Markdown text={item.text} />
         </div>
       );
     case 'reasoning':
@@ -64,7 +70,29 @@ function Item(props: { item: TurnItem } & Omit<IConversationProps, 'conversation
         </details>
       ) : null;
     case 'tool':
-      return <ToolCard item={item} />;
+      return (
+        <ToolCard
+          item={item}
+          consultation={item.consultationId ? conversation.consultations[item.consultationId] : undefined}
+          sentDecision={approvalsSent[item.callId]}
+          onApprove={onApprove}
+          showReasoning={showReasoning}
+        />
+      );
+    case 'ensemble': {
+      const c = conversation.consultations[item.consultationId];
+      return c ? <EnsembleView consultation={c} showReasoning={showReasoning} direct={c.turnId === null} /> : null;
+    }
+    case 'compaction':
+      return (
+        <div className="jp-IDEAgent-note">
+          Earlier messages were summarized to save context
+          {item.tokensBefore !== null && item.tokensAfter !== null
+            ? ` (${formatTokens(item.tokensBefore)} → ${formatTokens(item.tokensAfter)} tokens)`
+            : ''}
+          .
+        </div>
+      );
     case 'error':
       return (
         <div className="jp-IDEAgent-error" role="alert">
@@ -80,17 +108,20 @@ function Item(props: { item: TurnItem } & Omit<IConversationProps, 'conversation
   }
 }
 
-function Turn(props: { turn: ITurn; last: boolean } & Omit<IConversationProps, 'conversation'>): JSX.Element {
+function Turn(props: { turn: ITurn; last: boolean } & IConversationProps): JSX.Element {
   const { turn, last, running, ...rest } = props;
+  const agentTurn = turn.kind === 'turn';
   return (
-    <div className="jp-IDEAgent-turn" data-turn-id={turn.id}>
+    <div className={`jp-IDEAgent-turn${agentTurn ? '' : ' jp-mod-consultation'}`} data-turn-id={turn.id}>
       {turn.items.map(item => (
         <Item key={`${item.kind}-${item.seq}`} item={item} {...rest} />
       ))}
-      {last && running && turn.done === undefined && (
+      {agentTurn && last && running && turn.done === undefined && (
         <div className="jp-IDEAgent-working" aria-live="polite">
           <span className="jp-IDEAgent-dot" />
-          Working…
+          {turn.items.some(i => i.kind === 'tool' && i.approval === 'pending')
+            ? 'Waiting for you: Run or Skip.'
+            : 'Working…'}
         </div>
       )}
       {turn.done && DONE_NOTE[turn.done] && <div className="jp-IDEAgent-doneNote">{DONE_NOTE[turn.done]}</div>}
@@ -99,7 +130,7 @@ function Turn(props: { turn: ITurn; last: boolean } & Omit<IConversationProps, '
   );
 }
 
-/** The scrolling list of turns; sticks to the bottom unless the user scrolled up. */
+/** The scrolling list of turns and consultations; sticks to the bottom unless the user scrolled up. */
 export function Conversation(props: IConversationProps): JSX.Element {
   const { conversation } = props;
   const scroller = useRef<HTMLDivElement>(null);
@@ -119,16 +150,22 @@ export function Conversation(props: IConversationProps): JSX.Element {
     }
   };
 
+  let lastAgent = -1;
+  conversation.turns.forEach((t, i) => {
+    if (t.kind === 'turn') {
+      lastAgent = i;
+    }
+  });
+
   return (
     <div className="jp-IDEAgent-conversation" ref={scroller} onScroll={onScroll}>
       {conversation.turns.length === 0 ? (
         <div className="jp-IDEAgent-empty">
-          Ask the agent to explore data, edit and run notebooks, or start long-running scripts.
+          Ask the agent to explore data, edit and run notebooks, or start long-running scripts. Right-click a
+          notebook cell to ask about it or to explain or fix its error.
         </div>
       ) : (
-        conversation.turns.map((turn, i) => (
-          <Turn key={turn.id} turn={turn} last={i === conversation.turns.length - 1} {...props} />
-        ))
+        conversation.turns.map((turn, i) => <Turn key={turn.id} turn={turn} last={i === lastAgent} {...props} />)
       )}
     </div>
   );

@@ -1,10 +1,12 @@
-import { IRenderMimeRegistry } from '@jupyterlab/rendermime';
-import { addIcon, ToolbarButtonComponent } from '@jupyterlab/ui-components';
 import React, { useEffect, useState } from 'react';
 
+import { lastAgentTurn } from '../events';
 import { AgentModel, IAgentViewState } from '../model';
-import { Conversation, formatCost } from './Conversation';
+import { Conversation } from './Conversation';
+import { Header } from './Header';
+import { ProcessesPanel } from './Processes';
 import { PromptBox } from './PromptBox';
+import { IServices, ServicesContext } from './services';
 import { SetupCard } from './SetupCard';
 
 function useModelState(model: AgentModel): IAgentViewState {
@@ -20,55 +22,43 @@ function useModelState(model: AgentModel): IAgentViewState {
   return state;
 }
 
-function Header(props: { model: AgentModel; state: IAgentViewState }): JSX.Element {
+function Banners(props: { model: AgentModel; state: IAgentViewState }): JSX.Element {
   const { model, state } = props;
-  // The model the server reports; the mainModel setting is sent with each
-  // prompt as a request the server may honour.
-  const modelName = state.status?.main_model || '';
-  const requested = state.settings.mainModel;
-  const modelTitle =
-    requested && requested !== modelName ? `Server default: ${modelName}; settings request ${requested}` : modelName;
-  const cost = state.conversation.sessionCostUsd ?? state.session?.usage?.cost_usd;
   return (
-    <div className="jp-IDEAgent-header">
-      <div className="jp-IDEAgent-title">
-        <span className="jp-IDEAgent-name">IDE Agent</span>
-        {modelName && (
-          <span className="jp-IDEAgent-model" title={modelTitle}>
-            {modelName}
-          </span>
-        )}
-      </div>
-      <div className="jp-IDEAgent-sessionLine">
-        {state.session && (
-          <>
-            <span
-              className={`jp-IDEAgent-connection jp-mod-${state.connection}`}
-              title={`Connection: ${state.connection}${state.connectionDetail ? ` (${state.connectionDetail})` : ''}`}
-            />
-            <span className="jp-IDEAgent-sessionTitle" title={state.session.id}>
-              {state.session.title || 'Untitled session'}
-            </span>
-            {cost !== undefined && cost !== null && <span className="jp-IDEAgent-sessionCost">{formatCost(cost)}</span>}
-          </>
-        )}
-        <span className="jp-IDEAgent-spacer" />
-        {state.phase === 'ready' && (
-          <ToolbarButtonComponent
-            icon={addIcon}
-            tooltip="New session"
-            className="jp-IDEAgent-newSession"
-            onClick={() => void model.newSession()}
-          />
-        )}
-      </div>
-    </div>
+    <>
+      {state.status && state.status.problems.length > 0 && (
+        <details className="jp-IDEAgent-warnings">
+          <summary>{state.status.problems.length} configuration warning(s)</summary>
+          <ul>
+            {state.status.problems.map((p, i) => (
+              <li key={i}>{p}</li>
+            ))}
+          </ul>
+        </details>
+      )}
+      {state.connection === 'closed' && (
+        <div className="jp-IDEAgent-banner" role="status">
+          Disconnected{state.connectionDetail ? ` (${state.connectionDetail})` : ''}; reconnecting…{' '}
+          <button className="jp-IDEAgent-link" onClick={() => model.reconnect()}>
+            Reconnect now
+          </button>
+        </div>
+      )}
+      {state.error && (
+        <div className="jp-IDEAgent-banner jp-mod-error" role="alert">
+          {state.error}{' '}
+          <button className="jp-IDEAgent-link" onClick={() => model.dismissError()}>
+            Dismiss
+          </button>
+        </div>
+      )}
+    </>
   );
 }
 
 /** The whole sidebar; what it shows follows `model.state.phase`. */
-export function Sidebar(props: { model: AgentModel; rendermime: IRenderMimeRegistry }): JSX.Element {
-  const { model, rendermime } = props;
+export function Sidebar(props: { model: AgentModel; services: IServices }): JSX.Element {
+  const { model, services } = props;
   const state = useModelState(model);
   const running = model.running;
 
@@ -94,53 +84,37 @@ export function Sidebar(props: { model: AgentModel; rendermime: IRenderMimeRegis
     default:
       body = (
         <>
-          {state.status && state.status.problems.length > 0 && (
-            <details className="jp-IDEAgent-warnings">
-              <summary>{state.status.problems.length} configuration warning(s)</summary>
-              <ul>
-                {state.status.problems.map((p, i) => (
-                  <li key={i}>{p}</li>
-                ))}
-              </ul>
-            </details>
-          )}
-          {state.connection === 'closed' && (
-            <div className="jp-IDEAgent-banner" role="status">
-              Disconnected{state.connectionDetail ? ` (${state.connectionDetail})` : ''}; reconnecting…{' '}
-              <button className="jp-IDEAgent-link" onClick={() => model.reconnect()}>
-                Reconnect now
-              </button>
-            </div>
-          )}
-          {state.error && (
-            <div className="jp-IDEAgent-banner jp-mod-error" role="alert">
-              {state.error}{' '}
-              <button className="jp-IDEAgent-link" onClick={() => model.dismissError()}>
-                Dismiss
-              </button>
-            </div>
-          )}
+          <Banners model={model} state={state} />
           <Conversation
             conversation={state.conversation}
-            rendermime={rendermime}
             showReasoning={state.settings.showReasoning}
             running={running}
+            approvalsSent={state.approvalsSent}
+            onApprove={(callId, decision) => model.approve(callId, decision)}
           />
+          <ProcessesPanel model={model.workspace} />
           <PromptBox
             running={running}
+            turnRunning={lastAgentTurn(state.conversation)?.done === undefined && !!lastAgentTurn(state.conversation)}
             stopping={state.stopping}
             disabled={!state.session}
-            onSend={text => model.sendPrompt(text)}
+            mode={state.mode}
+            ensemble={state.settings.ensemble}
+            context={state.context}
+            onSend={(text, mode) => model.submit(text, mode)}
             onStop={() => model.cancel()}
+            onClearContext={() => model.attachContext(null, 'agent')}
           />
         </>
       );
   }
 
   return (
-    <div className="jp-IDEAgent-root">
-      <Header model={model} state={state} />
-      {body}
-    </div>
+    <ServicesContext.Provider value={services}>
+      <div className="jp-IDEAgent-root">
+        <Header model={model} state={state} />
+        {body}
+      </div>
+    </ServicesContext.Provider>
   );
 }
