@@ -137,7 +137,8 @@ class WorkspaceHandler(_Base):
     @authorized
     async def get(self, session_id: str) -> None:
         agent = self.session_or_404(session_id).agent
-        await agent.workspace.refresh()
+        if self.get_argument("scan", "1") != "0":  # pollers pass scan=0: no mtime walk of the root
+            await agent.workspace.refresh()
         self.finish(await agent.workspace.to_json())
 
 
@@ -240,7 +241,13 @@ class StreamHandler(WebSocketMixin, websocket.WebSocketHandler, JupyterHandler):
                 return self._reject("'context' must be an object.")
             if mode is not None and mode not in APPROVAL_MODES:
                 return self._reject(f"'approval_mode' must be one of {list(APPROVAL_MODES)}.")
-            self.session.submit(text, context, mode)
+            model = data.get("model") or None
+            if model is not None:
+                problems = ["'model' must be a string"] if not isinstance(model, str) else \
+                    self.settings["ide_agent_sessions"].pool.problems(model)
+                if problems:
+                    return self._reject(f"Cannot use model {model!r}: {'; '.join(problems)}")
+            self.session.submit(text, context, mode, model)
         elif kind == "cancel":
             self.session.cancel()
         elif kind == "ensemble":

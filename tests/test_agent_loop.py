@@ -281,3 +281,4 @@ async def test_unanswered_approval_times_out_and_cancel_releases_it(fakes: Any, 
         if event["type"] == "approval_request":
             agent.cancel()
     assert events[-1]["reason"] == "cancelled" and agent.approvals.pending() == []
+    assert of_type(events, "tool_result")[-1]["data"] == {"approval": "cancelled"}

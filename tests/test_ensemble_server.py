@@ -36,6 +36,8 @@ async def test_direct_consultation_streams_members_and_verdict(jp_fetch: Any, jp
     events = await read_until_verdict(ws)
     members = {e["member"] for e in events if e["type"] == "ensemble_member"}
     assert members == {"openai", "anthropic", "xai", "gemini", "synthesizer"}
+    started = [e for e in events if e["type"] == "ensemble_member" and e["state"] == "started"]
+    assert all(e["question"] == "How do I speed up my loader?" for e in started)
     verdict = events[-1]
     assert verdict["status"] == "ok" and "memory-mapped" in verdict["plan"]
     assert verdict["agreements"] == ["I/O bound"] and verdict["cost_usd"] > 0

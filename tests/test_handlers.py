@@ -190,3 +190,18 @@ async def test_approval_over_the_socket(jp_fetch: Any, jp_ws_fetch: Any, fakes: 
     [result] = [e for e in events if e["type"] == "tool_result"]
     assert not result["is_error"]
     ws.close()
+
+
+async def test_a_prompt_can_pick_the_model(jp_fetch: Any, jp_ws_fetch: Any, fakes: Any) -> None:
+    fakes["anthropic"].script(ScriptedTurn(text="from claude"))
+    session = await create_session(jp_fetch)
+    ws = await jp_ws_fetch("ide-agent", "sessions", session["id"], "stream")
+    ws.write_message(json.dumps({"type": "prompt", "text": "hi", "model": "nowhere:model"}))
+    reply = json.loads(await ws.read_message())
+    assert reply["kind"] == "bad_request" and "nowhere" in reply["message"]
+    ws.write_message(json.dumps({"type": "prompt", "text": "hi", "model": "anthropic:claude-opus-4-1"}))
+    events = await read_until_done(ws)
+    assert "".join(e["text"] for e in events if e["type"] == "text_delta") == "from claude"
+    assert [e["model"] for e in events if e["type"] == "usage"] == ["claude-opus-4-1"]
+    assert fakes["anthropic"].requests and not fakes["openai"].requests
+    ws.close()

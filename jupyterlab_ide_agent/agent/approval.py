@@ -16,6 +16,8 @@ DECISIONS = ("run", "skip")
 class Approvals:
     def __init__(self) -> None:
         self._pending: dict[str, asyncio.Future[str]] = {}
+        #: calls asked about whose wait ended without an answer or timeout (the turn was cancelled)
+        self.interrupted: set[str] = set()
 
     def pending(self) -> list[str]:
         return list(self._pending)
@@ -28,6 +30,9 @@ class Approvals:
             return await asyncio.wait_for(future, timeout)
         except asyncio.TimeoutError:
             return "timeout"
+        except asyncio.CancelledError:
+            self.interrupted.add(call_id)
+            raise
         finally:
             self._pending.pop(call_id, None)
 

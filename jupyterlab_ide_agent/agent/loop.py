@@ -416,12 +416,14 @@ class IDEAgent(LoggingConfigurable):
     def _close_unanswered(self, turn: str) -> list[Event]:
         """Give every tool call left without a result one, so the history stays valid."""
         events = []
+        waiting, self.approvals.interrupted = self.approvals.interrupted, set()
         for call in unanswered_calls(self.history):
             text = "Cancelled by the user before this tool ran." if self._cancelled else "Not run: the turn ended."
             self.history.append(ToolResultMessage(call.call_id, call.name, text, True))
+            data = {"approval": "cancelled"} if call.call_id in waiting else None
             events.append(
                 self.events.make("tool_result", turn, call_id=call.call_id, name=call.name, output=text,
-                                 is_error=True, duration_ms=0, data=None)
+                                 is_error=True, duration_ms=0, data=data)
             )
         return events
 

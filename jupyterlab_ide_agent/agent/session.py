@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from dataclasses import dataclass
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,14 @@ class SessionNotFound(KeyError):
     pass
 
 
+@dataclass
+class Prompt:
+    text: str
+    context: dict[str, Any] | None = None
+    approval_mode: str | None = None
+    model: str | None = None
+
+
 class AgentSession:
     def __init__(self, agent: IDEAgent, title: str) -> None:
         self.agent = agent
@@ -39,7 +48,7 @@ class AgentSession:
         self.log: list[Event] = []
         self._subscribers: set[Subscriber] = set()
         self._on_close: set[Callable[[], None]] = set()
-        self._prompts: asyncio.Queue[tuple[str, dict[str, Any] | None, str | None]] = asyncio.Queue()
+        self._prompts: asyncio.Queue[Prompt] = asyncio.Queue()
         self._worker: asyncio.Task[None] | None = None
         self._consultations: set[asyncio.Task[None]] = set()
 
@@ -73,14 +82,15 @@ class AgentSession:
     # --- turns --------------------------------------------------------------------------------
     @property
     def running(self) -> bool:
-        return self.agent.running or not self._prompts.empty()
+        return self.agent.running or not self._prompts.empty() or bool(self._consultations)
 
-    def submit(self, text: str, context: dict[str, Any] | None = None, approval_mode: str | None = None) -> None:
-        """Queue a prompt; it runs when the turns before it are done. ``approval_mode`` is the user's
-        setting at the time they sent it ("never" or "code"); None keeps the configured one."""
+    def submit(self, text: str, context: dict[str, Any] | None = None, approval_mode: str | None = None,
+               model: str | None = None) -> None:
+        """Queue a prompt; it runs when the turns before it are done. ``approval_mode`` and ``model``
+        are the user's settings when they sent it; None keeps the configured ones."""
         if self.agent.running or not self._prompts.empty():
             self._publish(self.agent.events.make("queued", None, text=text))
-        self._prompts.put_nowait((text, context, approval_mode))
+        self._prompts.put_nowait(Prompt(text, context, approval_mode, model))
         if self._worker is None or self._worker.done():
             self._worker = asyncio.create_task(self._work(), name=f"ide-agent-{self.id}")
 
@@ -120,10 +130,12 @@ class AgentSession:
 
     async def _work(self) -> None:
         while not self._prompts.empty():
-            text, context, approval_mode = self._prompts.get_nowait()
-            if approval_mode is not None:
-                self.agent.approval_mode = approval_mode
-            async for event in self.agent.run(text, context):
+            prompt = self._prompts.get_nowait()
+            if prompt.approval_mode is not None:
+                self.agent.approval_mode = prompt.approval_mode
+            if prompt.model is not None:
+                self.agent.main_model = prompt.model
+            async for event in self.agent.run(prompt.text, prompt.context):
                 self._publish(event)
 
     async def close(self) -> None:

@@ -154,7 +154,7 @@ class Ensemble:
         chosen = self.select(members)
         started = time.monotonic()
         cid = uuid.uuid4().hex[:12]
-        async with MemberEvents(emit, cid, interval=self.flush_interval) as events:
+        async with MemberEvents(emit, cid, interval=self.flush_interval, question=question) as events:
             await asyncio.to_thread(self._load_adapters, [*chosen, self.synthesizer])
             prompt = member_message(question, context)
             async with asyncio.TaskGroup() as group:

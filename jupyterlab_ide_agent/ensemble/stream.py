@@ -25,9 +25,10 @@ class MemberEvents:
     """Emits ``ensemble_member`` events for one consultation; ``async with`` runs the flusher."""
 
     def __init__(self, emit: Emit | None, consultation_id: str, *, interval: float = 0.1,
-                 max_chars: int = 2000) -> None:
+                 max_chars: int = 2000, question: str | None = None) -> None:
         self._emit = emit or _discard
         self.consultation_id = consultation_id
+        self.question = question  # on every "started" event, so any client can label the consultation
         self.interval = interval
         self.max_chars = max_chars
         self._buffers: dict[str, list[list[str]]] = {}  # member -> [[channel, text], ...]
@@ -57,6 +58,8 @@ class MemberEvents:
 
     async def state(self, member: str, state: str, **fields: Any) -> None:
         """started / finished / failed, after the member's pending deltas."""
+        if state == "started" and self.question is not None:
+            fields = {"question": self.question, **fields}
         async with self._lock:
             await self._flush(member)
             await self._send(member, state, fields)
