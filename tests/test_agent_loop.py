@@ -282,3 +282,34 @@ async def test_unanswered_approval_times_out_and_cancel_releases_it(fakes: Any, 
             agent.cancel()
     assert events[-1]["reason"] == "cancelled" and agent.approvals.pending() == []
     assert of_type(events, "tool_result")[-1]["data"] == {"approval": "cancelled"}
+
+
+async def test_long_session_compacts_before_the_call_and_stays_valid(fakes: Any, make_agent: Any,
+                                                                     tmp_path: Any) -> None:
+    from jupyterlab_ide_agent.memory.groups import pairing_problems
+
+    (tmp_path / "big.txt").write_text("data line\n" * 200)
+    agent = make_agent("anthropic", context_budget=8000, keep_recent=4, summarizer_model="openai:o3")
+    fakes["openai"].default_turn = ScriptedTurn(text="Summary: the user read big.txt several times.")
+    compactions = []
+    try:
+        for i in range(8):
+            fakes["anthropic"].script(
+                ScriptedTurn(tool_calls=[ScriptedTool("Read", {"path": "big.txt"})], input_tokens=0),
+                ScriptedTurn(text=f"Read it, round {i}.", input_tokens=0),
+            )
+            events = await collect(agent, f"read big.txt again ({i})")
+            assert events[-1]["reason"] == "completed"
+            compactions += of_type(events, "compaction")
+            assert pairing_problems(agent.history) == []
+    finally:
+        fakes["openai"].default_turn = ScriptedTurn(text="Hello from the fake.")
+    assert not any(c["degraded"] for c in compactions), compactions
+    assert compactions, "the history outgrew the budget and was compacted"
+    first = compactions[0]
+    assert first["tokens_after"] < first["tokens_before"]
+    assert first["summarizer_model"] == "openai:o3"
+    # the summarizer's request went to o3; the main model then saw the summary
+    assert any(r["body"].get("model") == "o3" for r in fakes["openai"].requests)
+    assert "the user read big.txt several times" in str(fakes["anthropic"].requests[-1]["body"])
+    assert agent.cost_usd > 0

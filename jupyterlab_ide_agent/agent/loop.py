@@ -22,8 +22,7 @@ from contextlib import aclosing
 from pathlib import Path
 from typing import Any
 
-from traitlets import Bool, Dict, Enum, Float, Instance, Int, List, Unicode
-from traitlets.config import LoggingConfigurable
+from traitlets import Bool, Instance, Unicode
 
 from ..ensemble import (
     Ensemble,
@@ -32,6 +31,8 @@ from ..ensemble import (
     synthesizer_from_config,
 )
 from ..host import LocalHost, NotebookHost
+from ..memory.compactor import CompactionResult, Compactor
+from ..memory.tokens import context_window
 from ..prompts.generic_ide import GENERIC_IDE_PROMPT
 from ..providers.base import (
     Finished,
@@ -52,7 +53,8 @@ from ..tools.notebook import notebook_tools
 from ..tools.scripts import script_tools
 from ..workspace.processes import ProcessTable
 from ..workspace.state import WorkspaceState
-from .approval import MODES, Approvals
+from .approval import Approvals
+from .settings import AgentSettings
 from .events import EventStream
 from .messages import (
     AssistantMessage,
@@ -73,60 +75,8 @@ class TurnCancelled(Exception):
 _END = object()
 
 
-class IDEAgent(LoggingConfigurable):
+class IDEAgent(AgentSettings):
     """The agent. ``async for event in agent.run(prompt)``, then ``await agent.cleanup()``."""
-
-    main_model = Unicode(
-        "openai:gpt-5", help="The main model, '<provider>:<model>' (see `providers`)."
-    ).tag(config=True)
-    reasoning_effort = Unicode(
-        "medium", allow_none=True, help="Reasoning effort of the main model (low/medium/high)."
-    ).tag(config=True)
-    thinking_budget = Int(
-        4096, help="Thinking token budget when the main model is an Anthropic or Gemini model."
-    ).tag(config=True)
-    providers = Dict(
-        help="Provider endpoints by name, merged onto openai/anthropic/gemini/xai defaults. "
-        "Fields: kind, api_key, api_key_env, base_url, base_url_env, timeout, max_retries, options.",
-    ).tag(config=True)
-    model_prices = Dict(
-        help="Extra or overriding prices: {model_prefix: {input, output, cached_input}} in USD/1M tokens."
-    ).tag(config=True)
-    max_steps = Int(50, help="Most model steps in one turn before it stops with max_steps.").tag(
-        config=True
-    )
-    max_output_tokens = Int(
-        None, allow_none=True, help="Cap on output tokens per model call."
-    ).tag(config=True)
-    tool_output_limit = Int(
-        30_000, help="Characters of one tool result sent to the model; the rest is cut with a note."
-    ).tag(config=True)
-    tool_timeout = Float(3600.0, help="Seconds before one tool call is stopped.").tag(config=True)
-    cell_timeout = Float(60.0, help="Default seconds a notebook cell may run before it is interrupted.").tag(
-        config=True
-    )
-    max_cell_timeout = Float(3600.0, help="Longest per-call cell timeout the model may ask for.").tag(config=True)
-    ensemble_enabled = Bool(True, help="Offer the ConsultEnsemble tool to the main model.").tag(config=True)
-    ensemble_members = List(
-        None, allow_none=True,
-        help="Ensemble members: [{name, model '<provider>:<model>', effort, budget_tokens, timeout, ...}]; "
-        "None = the four default members (see ensemble/config.py).",
-    ).tag(config=True)
-    ensemble_synthesizer = Dict(
-        None, allow_none=True, help="The synthesizer spec (same keys as a member); None = the default."
-    ).tag(config=True)
-    ensemble_timeout = Float(None, allow_none=True, help="Seconds per member (None = the default).").tag(
-        config=True
-    )
-    send_images_to_model = Bool(
-        False, help="Attach images from executed cells (plots) to tool results for models that read images."
-    ).tag(config=True)
-    approval_mode = Enum(
-        list(MODES), "never", help="'code': ask the user before tools that run code or scripts."
-    ).tag(config=True)
-    approval_timeout = Float(1800.0, help="Seconds to wait for the user's approval before skipping.").tag(
-        config=True
-    )
 
     session_id = Unicode()
     workspace_dir = Instance(Path)
@@ -171,6 +121,8 @@ class IDEAgent(LoggingConfigurable):
         self._cancelled = False
         self._active: asyncio.Task[None] | None = None
         self.approvals = Approvals()
+        self._compactor: tuple[str, Compactor] | None = None
+        self._last_input_tokens: int | None = None  # the main model's last reported prompt size
 
     # --- public API ----------------------------------------------------------------------
     @property
@@ -303,9 +255,44 @@ class IDEAgent(LoggingConfigurable):
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
 
+    @property
+    def compactor(self) -> Compactor:
+        """The compactor for the current main model (rebuilt when the model changes, since the
+        budget and the token count's calibration belong to the model)."""
+        if self._compactor is None or self._compactor[0] != self.main_model:
+            model = parse_model(self.main_model).model
+            output_cap = self.max_output_tokens or 32_000
+            budget = self.context_budget or max(8_000, (context_window(model) or 128_000) - output_cap)
+            self._compactor = (self.main_model, Compactor(
+                self.pool, self.prices, self.summarizer_model, budget, self.compaction_threshold,
+                self.keep_recent, self.compression_ratio, self.max_summary_tokens, main_model=self.main_model,
+            ))
+        return self._compactor[1]
+
+    async def _compact(self, turn: str) -> AsyncIterator[Event]:
+        """Compact the history before a model call when it nears the budget (cancellable)."""
+        results: list[CompactionResult | None] = []
+
+        async def produce(put: Callable[[Any], None]) -> None:
+            results.append(await self.compactor.maybe_compact(
+                self.history, self.system_prompt, self.tools.specs(), self._last_input_tokens))
+
+        async for _ in self._pump(produce):
+            pass
+        result = results[0]
+        if result is not None:
+            self.history[:] = result.history
+            self.usage = self.usage + result.usage
+            self.cost_usd += result.cost_usd or 0.0
+            yield self.events.make("compaction", turn, **result.event_fields())
+
     async def _model_step(self, turn: str) -> AsyncIterator[Any]:
         ref = parse_model(self.main_model)
         provider = self.pool.get(ref.provider)
+        if self.enable_memory_compaction:
+            async for event in self._compact(turn):
+                yield event
+        self._last_input_tokens = None
         request = ProviderRequest(
             model=ref.model,
             system=self.system_prompt,
@@ -336,6 +323,7 @@ class IDEAgent(LoggingConfigurable):
                         "tool_call", turn, call_id=call.call_id, name=call.name, arguments=call.arguments
                     )
                 elif isinstance(pev, Usage):
+                    self._last_input_tokens = pev.input_tokens
                     yield self._usage_event(turn, ref.provider, ref.model, pev)
                 elif isinstance(pev, Finished):
                     yield pev.message
