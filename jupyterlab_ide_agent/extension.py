@@ -10,12 +10,13 @@ from pathlib import Path
 from typing import Any
 
 from jupyter_server.extension.application import ExtensionApp
-from traitlets import Int
+from traitlets import Int, Unicode
 
 from . import __version__
 from .agent.session import SessionManager
 from .handlers import route_handlers
 from .host.server import ServerHost
+from .memory.store import SessionStore, StoreError, default_store_path
 from .providers.registry import ProviderPool, build_settings
 
 
@@ -27,12 +28,27 @@ class IDEAgentExtension(ExtensionApp):
         10 * 1024 * 1024, help="Largest WebSocket message or request body accepted, in bytes."
     ).tag(config=True)
 
+    session_store_path = Unicode(
+        None, allow_none=True,
+        help="SQLite file that keeps sessions across restarts (default: <jupyter data dir>/ide_agent/"
+        "sessions.sqlite3); an empty string keeps them in memory only.",
+    ).tag(config=True)
+
+    def _open_store(self) -> SessionStore | None:
+        if self.session_store_path == "":
+            return None
+        try:
+            return SessionStore(self.session_store_path or default_store_path())
+        except StoreError as exc:  # the server must start anyway; sessions then live in memory
+            self.log.error("IDE agent: %s; sessions will not survive a restart", exc)
+            return None
+
     def initialize_settings(self) -> None:
         agent_config: Any = self.config.get("IDEAgent", {})
         pool = ProviderPool(build_settings(agent_config.get("providers", {})))
         root = Path(self.serverapp.root_dir).expanduser().resolve()
         self.sessions = SessionManager(parent=self, workspace_dir=root, pool=pool,
-                                       host=ServerHost(self.serverapp, root=root))
+                                       host=ServerHost(self.serverapp, root=root), store=self._open_store())
         self.settings.update(
             {
                 "ide_agent_sessions": self.sessions,

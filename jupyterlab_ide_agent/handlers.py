@@ -22,6 +22,7 @@ from .agent.approval import DECISIONS
 from .agent.approval import MODES as APPROVAL_MODES
 from .agent.loop import IDEAgent
 from .agent.session import AgentSession, SessionManager, SessionNotFound
+from .memory.store import StoreError
 from .tools.base import ToolError
 from .workspace.processes import ProcessError
 
@@ -89,7 +90,10 @@ class SessionsHandler(_Base):
         title = body.get("title")
         if title is not None and not isinstance(title, str):
             raise web.HTTPError(400, "title must be a string")
-        session = self.sessions.create(title)
+        try:
+            session = self.sessions.create(title)
+        except StoreError as exc:
+            raise web.HTTPError(503, str(exc)) from None
         self.set_status(201)
         self.finish(session.to_json())
 
@@ -107,7 +111,10 @@ class SessionHandler(_Base):
         title = self.json_body().get("title")
         if not isinstance(title, str) or not title.strip():
             raise web.HTTPError(400, "title must be a non-empty string")
-        session.title = title.strip()[:200]
+        try:
+            session.rename(title.strip()[:200])
+        except StoreError as exc:
+            raise web.HTTPError(503, str(exc)) from None
         self.finish(session.to_json())
 
     @web.authenticated

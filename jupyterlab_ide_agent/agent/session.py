@@ -4,6 +4,11 @@ A session owns a worker task that takes prompts one at a time, so two prompts se
 queued (the second gets a ``queued`` event), never interleaved. Every event the agent yields is
 appended to the log and handed to every subscriber *synchronously*: a WebSocket that replays the log
 and then subscribes, with no ``await`` in between, can neither miss nor duplicate an event.
+
+With a :class:`~..memory.store.SessionStore` the log is the SQLite store (one short transaction per
+event, so a crash loses at most the event being written) and the agent's memory is saved at every
+turn boundary, when every tool call has its result; after a restart the manager reopens every
+session from it, and a turn the restart cut short ends with ``done(reason="interrupted")``.
 """
 
 from __future__ import annotations
@@ -11,14 +16,15 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from dataclasses import dataclass
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from traitlets.config import Configurable
 
 from ..host import NotebookHost
+from ..memory.store import SessionRecord, SessionStore, StoreError
 from ..providers.registry import ProviderPool
 from .loop import IDEAgent
 
@@ -39,13 +45,14 @@ class Prompt:
 
 
 class AgentSession:
-    def __init__(self, agent: IDEAgent, title: str) -> None:
+    def __init__(self, agent: IDEAgent, title: str, store: SessionStore | None = None) -> None:
         self.agent = agent
         self.id = agent.session_id
         self.title = title
         self.created = time.time()
         self.updated = self.created
-        self.log: list[Event] = []
+        self.store = store
+        self.log: list[Event] = []  # only without a store
         self._subscribers: set[Subscriber] = set()
         self._on_close: set[Callable[[], None]] = set()
         self._prompts: asyncio.Queue[Prompt] = asyncio.Queue()
@@ -54,6 +61,8 @@ class AgentSession:
 
     # --- subscribers -------------------------------------------------------------------------
     def events_after(self, seq: int) -> list[Event]:
+        if self.store is not None:
+            return self.store.events_after(self.id, seq)
         return [e for e in self.log if e["seq"] > seq]
 
     def subscribe(self, callback: Subscriber, on_close: Callable[[], None] | None = None) -> Callable[[], None]:
@@ -70,7 +79,7 @@ class AgentSession:
         return unsubscribe
 
     def _publish(self, event: Event) -> None:
-        self.log.append(event)
+        self._persist(event)
         self.updated = event["ts"]
         for callback in list(self._subscribers):
             try:
@@ -78,6 +87,35 @@ class AgentSession:
             except Exception:  # one broken client must not stop the others
                 self.agent.log.exception("IDE agent subscriber failed; dropping it")
                 self._subscribers.discard(callback)
+
+    def _persist(self, event: Event) -> None:
+        if self.store is None:
+            self.log.append(event)
+            return
+        try:
+            self.store.append_event(self.id, event)
+        except StoreError as exc:  # say so live; earlier history stays intact in the store
+            self.agent.log.error("IDE agent: %s", exc)
+            warning = self.agent.events.make("error", None, kind="store", message=str(exc), retryable=False)
+            for callback in list(self._subscribers):
+                callback(warning)
+
+    def save(self) -> None:
+        """Save the agent's memory, usage and state (at a turn boundary: every call answered)."""
+        if self.store is None:
+            return
+        try:
+            self.store.save_history(self.id, self.agent.history)
+            self.store.save_usage(self.id, self.agent.usage, self.agent.cost_usd)
+            self.store.save_state(self.id, {"started_at": self.agent.started_at}, main_model=self.agent.main_model)
+        except StoreError as exc:
+            self.agent.log.error("IDE agent: %s", exc)
+            self._publish(self.agent.events.make("error", None, kind="store", message=str(exc), retryable=False))
+
+    def rename(self, title: str) -> None:
+        self.title = title
+        if self.store is not None:
+            self.store.rename_session(self.id, title)
 
     # --- turns --------------------------------------------------------------------------------
     @property
@@ -117,6 +155,7 @@ class AgentSession:
             try:
                 verdict = await ensemble.consult(question, context, emit, members)
                 self.agent.add_cost(verdict.cost_usd)
+                self.save()
             except asyncio.CancelledError:
                 self._publish(self.agent.events.make("error", None, kind="cancelled",
                                                      message="The consultation was cancelled."))
@@ -137,6 +176,7 @@ class AgentSession:
                 self.agent.main_model = prompt.model
             async for event in self.agent.run(prompt.text, prompt.context):
                 self._publish(event)
+            self.save()
 
     async def close(self) -> None:
         self.cancel()
@@ -170,24 +210,49 @@ class SessionManager:
     """All sessions of one server (or one CLI process), sharing one provider pool."""
 
     def __init__(self, *, parent: Configurable | None, workspace_dir: Path, pool: ProviderPool,
-                 host: NotebookHost | None = None) -> None:
+                 host: NotebookHost | None = None, store: SessionStore | None = None) -> None:
         self.parent = parent
         self.workspace_dir = workspace_dir
         self.pool = pool
         self.host = host  # shared: a notebook's kernel is the same whichever session drives it
+        self.store = store
         self._sessions: dict[str, AgentSession] = {}
+        if store is not None:
+            for record in store.list_sessions():
+                self._reopen(record)
+
+    def _agent(self, session_id: str, last_seq: int = 0) -> IDEAgent:
+        return IDEAgent(session_id=session_id, workspace_dir=self.workspace_dir, provider_pool=self.pool,
+                        host=self.host, parent=self.parent, last_seq=last_seq)
 
     def create(self, title: str | None = None) -> AgentSession:
-        agent = IDEAgent(
-            session_id=uuid.uuid4().hex,
-            workspace_dir=self.workspace_dir,
-            provider_pool=self.pool,
-            host=self.host,
-            parent=self.parent,
-        )
-        session = AgentSession(agent, title or "New session")
+        agent = self._agent(uuid.uuid4().hex)
+        session = AgentSession(agent, title or "New session", self.store)
+        if self.store is not None:
+            self.store.create_session(session.id, session.title, main_model=agent.main_model,
+                                      state={"started_at": agent.started_at})
         self._sessions[session.id] = session
         return session
+
+    def _reopen(self, record: SessionRecord) -> None:
+        """A stored session, as it was at its last turn boundary."""
+        assert self.store is not None
+        agent = self._agent(record.id, last_seq=record.last_seq)
+        agent.history = self.store.load_history(record.id)
+        agent.usage, agent.cost_usd = record.usage, record.cost_usd
+        agent.started_at = record.state.get("started_at", record.created)
+        agent.workspace.started_at = agent.started_at
+        if record.main_model:
+            agent.main_model = record.main_model
+        session = AgentSession(agent, record.title, self.store)
+        session.created, session.updated = record.created, record.updated
+        self._sessions[record.id] = session
+        last = self.store.events_after(record.id, max(0, record.last_seq - 1))
+        if last and last[-1]["turn_id"] is not None and last[-1]["type"] != "done":
+            turn = last[-1]["turn_id"]
+            session._publish(agent.events.make(
+                "error", turn, kind="interrupted", message="The server stopped while this turn ran."))
+            session._publish(agent.events.make("done", turn, reason="interrupted"))
 
     def get(self, session_id: str) -> AgentSession:
         try:
@@ -203,10 +268,16 @@ class SessionManager:
         if session is None:
             raise SessionNotFound(session_id)
         await session.close()
+        if self.store is not None:
+            self.store.delete_session(session_id)
 
     async def shutdown(self) -> None:
-        for session_id in list(self._sessions):
-            await self.delete(session_id)
+        """Server shutdown: stop every session's work; stored sessions stay for the next start."""
+        for session in list(self._sessions.values()):
+            await session.close()
+        self._sessions.clear()
         if self.host is not None:
             await self.host.shutdown()
         await self.pool.aclose()
+        if self.store is not None:
+            self.store.close()
