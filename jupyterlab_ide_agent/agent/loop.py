@@ -54,7 +54,6 @@ from ..tools.scripts import script_tools
 from ..workspace.processes import ProcessTable
 from ..workspace.state import WorkspaceState
 from .approval import Approvals
-from .settings import AgentSettings
 from .events import EventStream
 from .messages import (
     AssistantMessage,
@@ -64,6 +63,7 @@ from .messages import (
     UserMessage,
     unanswered_calls,
 )
+from .settings import AgentSettings
 
 Event = dict[str, Any]
 
