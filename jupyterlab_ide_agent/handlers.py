@@ -50,9 +50,9 @@ class _Base(APIHandler):
         if not self.request.body:
             return {}
         try:
-            body = json.loads(self.request.body)
-        except json.JSONDecodeError as exc:
-            raise web.HTTPError(400, f"Request body is not valid JSON: {exc}") from None
+            body = parse_json(self.request.body)
+        except ValueError as exc:
+            raise web.HTTPError(400, f"Request body: {exc}") from None
         if not isinstance(body, dict):
             raise web.HTTPError(400, "Request body must be a JSON object")
         return body
@@ -146,7 +146,8 @@ class WorkspaceHandler(_Base):
         agent = self.session_or_404(session_id).agent
         if self.get_argument("scan", "1") != "0":  # pollers pass scan=0: no mtime walk of the root
             await agent.workspace.refresh()
-        self.finish(await agent.workspace.to_json())
+        self.set_header("Content-Type", "application/json")
+        self.finish(agent.pool.redact(json.dumps(await agent.workspace.to_json(), default=str)))
 
 
 class InterruptProcessHandler(_Base):
@@ -226,17 +227,17 @@ class StreamHandler(WebSocketMixin, websocket.WebSocketHandler, JupyterHandler):
             self._send, on_close=lambda: self.close(4404, "session deleted")
         )
 
-    def _send(self, event: dict[str, Any]) -> None:
+    def _send(self, event: dict[str, Any], data: str) -> None:
         try:
-            self.write_message(json.dumps(event))
+            self.write_message(data)
         except websocket.WebSocketClosedError:
             self._unsubscribe()
 
     def on_message(self, message: str | bytes) -> None:
         try:
-            data = json.loads(message)
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            return self._reject("Message is not valid JSON.")
+            data = parse_json(message)
+        except ValueError as exc:
+            return self._reject(f"Message: {exc}")
         if not isinstance(data, dict):
             return self._reject("Message must be a JSON object.")
         kind = data.get("type")
@@ -283,6 +284,26 @@ class StreamHandler(WebSocketMixin, websocket.WebSocketHandler, JupyterHandler):
         if unsubscribe:
             unsubscribe()
         super().on_close()
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def parse_json(raw: str | bytes) -> Any:
+    """Strict JSON from a client: no NaN/Infinity (a browser cannot parse them back), no text that
+    is not valid UTF-8 (a lone surrogate would poison the history for every later request), and
+    numbers or nesting past Python's limits are a clear error. Raises ValueError with the reason."""
+    try:
+        value = json.loads(raw, parse_constant=_no_constant)
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+    except UnicodeError:
+        raise ValueError("not valid UTF-8 text") from None
+    except ValueError as exc:
+        raise ValueError(f"not valid JSON: {exc}") from None
+    return value
 
 
 def _int_arg(value: str) -> int:

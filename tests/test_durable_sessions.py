@@ -46,7 +46,7 @@ async def test_a_restart_reopens_sessions_with_history_and_the_agent_continues(
     # the agent continues from its memory, and seq continues too
     fakes["openai"].script(ScriptedTurn(text="Next: clean it."))
     received: list[dict[str, Any]] = []
-    reopened.subscribe(received.append)
+    reopened.subscribe(lambda event, _data: received.append(event))
     reopened.submit("And after that?")
     for _ in range(200):
         if received and received[-1]["type"] == "done":

@@ -209,7 +209,7 @@ class IDEAgent(AgentSettings):
             reason = "cancelled"
         except ProviderError as exc:
             reason = "error"
-            yield self.events.make("error", turn, **exc.to_dict())
+            yield self.events.make("error", turn, **{**exc.to_dict(), "message": self._redact(exc.message)})
         except Exception as exc:  # a bug of ours: report it, keep the session usable
             self.log.exception("IDE agent turn failed")
             reason = "error"
@@ -240,6 +240,8 @@ class IDEAgent(AgentSettings):
                 queue.put_nowait(_END)
 
         task = asyncio.create_task(producer())
+        # a cancel that lands before the producer ever ran never reaches its except clause
+        task.add_done_callback(lambda t: queue.put_nowait(TurnCancelled()) if t.cancelled() else None)
         self._active = task
         try:
             while True:
@@ -387,16 +389,13 @@ class IDEAgent(AgentSettings):
 
     def _redact(self, text: str) -> str:
         """Keys never reach the model, the events or the browser, even if a tool prints them."""
-        for secret in self.pool.secrets():
-            if secret in text:
-                text = text.replace(secret, "[redacted API key]")
-        return text
+        return self.pool.redact(text)
 
     async def _workspace_summary(self) -> str | None:
         """The workspace state the model sees with this prompt; a failure here never stops a turn."""
         try:
             await self.workspace.refresh()
-            return await self.workspace.summary()
+            return self._redact(await self.workspace.summary())
         except Exception:
             self.log.warning("IDE agent: workspace summary failed", exc_info=True)
             return None

@@ -14,6 +14,7 @@ session from it, and a turn the restart cut short ends with ``done(reason="inter
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import uuid
 from collections.abc import Callable
@@ -29,7 +30,8 @@ from ..providers.registry import ProviderPool
 from .loop import IDEAgent
 
 Event = dict[str, Any]
-Subscriber = Callable[[Event], None]
+#: receives each event and its JSON text (serialized once, keys redacted, for the store and sockets)
+Subscriber = Callable[[Event, str], None]
 
 
 class SessionNotFound(KeyError):
@@ -79,26 +81,30 @@ class AgentSession:
         return unsubscribe
 
     def _publish(self, event: Event) -> None:
-        self._persist(event)
+        data = json.dumps(event, default=str)
+        if self.agent.pool.secrets() and self.agent.pool.redact(data) != data:  # defence in depth
+            data = self.agent.pool.redact(data)
+            event = json.loads(data)
+        self._persist(event, data)
         self.updated = event["ts"]
         for callback in list(self._subscribers):
             try:
-                callback(event)
+                callback(event, data)
             except Exception:  # one broken client must not stop the others
                 self.agent.log.exception("IDE agent subscriber failed; dropping it")
                 self._subscribers.discard(callback)
 
-    def _persist(self, event: Event) -> None:
+    def _persist(self, event: Event, data: str) -> None:
         if self.store is None:
             self.log.append(event)
             return
         try:
-            self.store.append_event(self.id, event)
+            self.store.append_event(self.id, event, data)
         except StoreError as exc:  # say so live; earlier history stays intact in the store
             self.agent.log.error("IDE agent: %s", exc)
             warning = self.agent.events.make("error", None, kind="store", message=str(exc), retryable=False)
             for callback in list(self._subscribers):
-                callback(warning)
+                callback(warning, json.dumps(warning))
 
     def save(self) -> None:
         """Save the agent's memory, usage and state (at a turn boundary: every call answered)."""

@@ -8,18 +8,27 @@ user opens the notebook later JupyterLab attaches to the kernel the agent has be
 
 Code runs through an async kernel client of that kernel (``kernel_manager.get_kernel(kid).client()``), which works
 for local kernels and for remote ones behind ``--gateway-url`` alike.
+
+A notebook open in JupyterLab with real-time collaboration (jupyter-collaboration's ``jupyter_server_ydoc``) lives in
+a collaboration room: then the host reads and edits the room's shared ``YNotebook`` instead of the file, cell by
+cell (see :mod:`.ydoc`), streams a running cell's outputs into it, and the room's autosave writes the file. The user
+sees every change at once and keeps their unsaved edits. Without the extension, or with no room for the notebook,
+the contents manager is used as before.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import inspect
 import posixpath
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import nbformat
 from jupyter_core.utils import ensure_async
 from nbformat import NotebookNode
 from tornado.web import HTTPError
@@ -33,6 +42,11 @@ from .base import (
 )
 from .execute import INTERRUPT_GRACE, kernel_pid, run_code, start_client
 
+try:  # pycrdt and jupyter_ydoc come with jupyter-collaboration; without them there are no rooms to edit
+    from . import ydoc as _ydoc
+except ImportError:  # pragma: no cover - exercised only in environments without pycrdt
+    _ydoc = None  # type: ignore[assignment]
+
 
 @dataclass
 class _Connection:
@@ -42,6 +56,11 @@ class _Connection:
 
 def _http_message(exc: HTTPError) -> str:
     return exc.log_message or exc.reason or f"HTTP {exc.status_code}"
+
+
+def _source(cell: Any) -> str:
+    source = cell.get("source", "")
+    return "".join(source) if isinstance(source, list) else source
 
 
 def _session_path(path: str) -> str:
@@ -62,6 +81,8 @@ class ServerHost(NotebookHost):
         root: str | Path | None = None,
         startup_timeout: float = 60.0,
         interrupt_grace: float = INTERRUPT_GRACE,
+        web_settings: dict[str, Any] | None = None,
+        live_notebooks: bool = True,
     ) -> None:
         self.contents_manager = contents_manager or serverapp.contents_manager
         self.session_manager = session_manager or serverapp.session_manager
@@ -75,8 +96,24 @@ class ServerHost(NotebookHost):
         self._connections: dict[str, _Connection] = {}  # kernel id -> our client
         self._started: dict[str, tuple[str, str]] = {}  # path -> (session id, kernel id) we created
         self._busy: set[str] = set()
+        if web_settings is None:
+            web_settings = getattr(getattr(serverapp, "web_app", None), "settings", None)
+        #: where the collaboration extension registers itself (None: never look for rooms)
+        self.web_settings = web_settings if live_notebooks and _ydoc is not None else None
+        #: path -> (the shared document, what the agent last read or wrote of it): the base of its next edit
+        self._bases: dict[str, tuple[weakref.ref[Any], NotebookNode]] = {}
 
     # ---------------------------------------------------------------- contents
+
+    async def shared_notebook(self, path: str) -> Any | None:
+        """The live ``YNotebook`` of ``path`` if a collaboration room has it open (a browser shows it), else None."""
+        if self.web_settings is None:
+            return None
+        return await _ydoc.shared_notebook(self.web_settings, path)
+
+    def _base(self, path: str, ynb: Any) -> NotebookNode | None:
+        ref, base = self._bases.get(path, (None, None))
+        return base if ref is not None and ref() is ynb else None
 
     async def exists(self, path: str) -> bool:
         try:
@@ -85,6 +122,12 @@ class ServerHost(NotebookHost):
             return False
 
     async def _load(self, path: str) -> NotebookNode:
+        ynb = await self.shared_notebook(path)
+        if ynb is not None:  # what the user sees now, unsaved edits included
+            nb = nbformat.from_dict(_ydoc.read_notebook(ynb))
+            self._bases[path] = (weakref.ref(ynb), copy.deepcopy(nb))
+            return nb
+        self._bases.pop(path, None)
         try:
             model = await ensure_async(self.contents_manager.get(path, content=True, type="notebook"))
         except HTTPError as exc:
@@ -94,6 +137,14 @@ class ServerHost(NotebookHost):
         return model["content"]
 
     async def _save(self, path: str, nb: NotebookNode) -> None:
+        ynb = await self.shared_notebook(path)
+        if ynb is not None:
+            # Only what the agent changed since it read the notebook goes into the shared document, cell by cell;
+            # the room saves the file (writing it here would make the room reload it and drop the user's edits).
+            _ydoc.apply_changes(ynb, self._base(path, ynb), nb)
+            self._bases[path] = (weakref.ref(ynb), copy.deepcopy(nb))
+            return
+        self._bases.pop(path, None)
         cm = self.contents_manager
         try:
             parts = path.split("/")[:-1]
@@ -198,8 +249,12 @@ class ServerHost(NotebookHost):
         return conn
 
     async def execute(
-        self, path: str, code: str, timeout: float, on_output: OutputCallback | None = None
+        self, path: str, code: str, timeout: float, on_output: OutputCallback | None = None, *,
+        cell_id: str | None = None,
     ) -> ExecutionResult:
+        """As :meth:`NotebookHost.execute`. If the notebook is open in a collaboration room, the outputs also stream
+        into the cell being run, live: the cell ``cell_id``, or else the one code cell whose source is ``code`` in
+        what the agent last read of the notebook."""
         path = self.api_path(path)
         async with self.run_lock(path):
             kid = await self._kernel_for(path)
@@ -211,17 +266,44 @@ class ServerHost(NotebookHost):
             async def interrupt() -> None:
                 await ensure_async(self.kernel_manager.interrupt_kernel(kid))
 
+            live = await self._live_cell(path, code, cell_id)
+            callback = on_output
+            if live is not None:
+
+                def callback(item: dict[str, Any]) -> Any:
+                    live.on_output(item)
+                    return on_output(item) if on_output is not None else None
+
             self._busy.add(path)
+            result: ExecutionResult | None = None
             try:
-                result = await run_code(conn.client, code, timeout=timeout, on_output=on_output, kernel_id=kid,
+                result = await run_code(conn.client, code, timeout=timeout, on_output=callback, kernel_id=kid,
                                         is_alive=alive, interrupt=interrupt, interrupt_grace=self.interrupt_grace)
             finally:
                 self._busy.discard(path)
+                if live is not None:  # the cell is idle again with its final outputs, even if the turn was cancelled
+                    live.finish(result.outputs if result else None, result.execution_count if result else None)
+            assert result is not None
             if result.status == "dead":
                 self._connections.pop(kid, None)
                 await self._close(conn)
             self._record(path, result)
             return result
+
+    async def _live_cell(self, path: str, code: str, cell_id: str | None) -> Any | None:
+        """Where this execution's outputs stream to, started (the cell shows ``[*]``); None without a room."""
+        ynb = await self.shared_notebook(path)
+        if ynb is None:
+            return None
+        if cell_id is None:
+            base = self._base(path, ynb)
+            matches = [c.get("id") for c in (base.cells if base is not None else [])
+                       if c.get("cell_type") == "code" and _source(c) == code]
+            if len(matches) != 1:
+                return None  # code that is not (exactly one) cell: run it without touching the notebook
+            cell_id = matches[0]
+        live = _ydoc.LiveOutputs(ynb, cell_id)
+        return live if live.start() else None
 
     async def _kernel_id(self, path: str) -> str | None:
         session = await self._session(path)
@@ -271,6 +353,7 @@ class ServerHost(NotebookHost):
 
     async def shutdown(self) -> None:
         """Close our clients; stop the kernels we started unless the user now has them open in JupyterLab."""
+        self._bases.clear()
         conns, self._connections = list(self._connections.values()), {}
         for conn in conns:
             await self._close(conn)

@@ -265,10 +265,11 @@ class SessionStore:
         return found
 
     # --- events -----------------------------------------------------------------------------------
-    def append_event(self, session_id: str, event: dict[str, Any]) -> None:
-        """One event, one transaction; ``event["seq"]`` must be new for the session."""
+    def append_event(self, session_id: str, event: dict[str, Any], data: str | None = None) -> None:
+        """One event, one transaction; ``event["seq"]`` must be new for the session. ``data``: the
+        event already serialized (the session serializes each event once for the store and the sockets)."""
         seq = int(event["seq"])
-        data = json.dumps(event, default=str)
+        data = data if data is not None else json.dumps(event, default=str)
         with self._write(f"append event {seq}") as db:
             db.execute("INSERT INTO events (session_id, seq, type, data) VALUES (?,?,?,?)",
                        (session_id, seq, str(event.get("type", "")), data))

@@ -337,10 +337,13 @@ class AnthropicProvider(Provider):
 
     def _error(self, exc: Exception) -> ProviderError:
         """Map an SDK / transport failure to a ProviderError a user can read (never with the key)."""
-        name = self.settings.name
+        name, key = self.settings.name, self.settings.resolved_key()
 
         def fail(kind: str, text: str, *, retryable: bool, status: int | None = None) -> ProviderError:
-            return ProviderError(f"{name}: {text}", provider=name, retryable=retryable, status=status, kind=kind)
+            message = f"{name}: {text}"
+            if key:  # some APIs and gateways echo the key they refused
+                message = message.replace(key, "***")
+            return ProviderError(message, provider=name, retryable=retryable, status=status, kind=kind)
 
         request = getattr(exc, "request", None)
         retries = int(request.headers.get("x-stainless-retry-count", 0)) if request is not None else 0

@@ -123,6 +123,13 @@ class ProviderPool:
         keys = {s.resolved_key() for s in self.settings.values()}
         return sorted((k for k in keys if k and len(k) >= 8), key=len, reverse=True)
 
+    def redact(self, text: str) -> str:
+        """``text`` with every key value in use replaced."""
+        for secret in self.secrets():
+            if secret in text:
+                text = text.replace(secret, "[redacted API key]")
+        return text
+
     def problems(self, main_model: str) -> list[str]:
         """Why ``main_model`` cannot be used right now (empty when it can)."""
         try:
