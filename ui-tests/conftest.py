@@ -334,8 +334,15 @@ class SidebarUI:
 
     def palette(self, query: str, label: str) -> list[str]:
         """Run a command from the palette; returns the labels the search showed."""
-        self.page.keyboard.press("Control+Shift+C")
         search = self.page.locator("#modal-command-palette .lm-CommandPalette-input")
+        for _ in range(5):  # the shortcut can be swallowed while an editor or a dialog has focus
+            self.page.keyboard.press("Escape")
+            self.page.keyboard.press("Control+Shift+C")
+            try:
+                search.wait_for(timeout=5000)
+                break
+            except Exception:  # noqa: BLE001 - retried, then the final wait below reports it
+                continue
         search.wait_for()
         search.fill(query)
         items = self.page.locator(

@@ -47,8 +47,15 @@ def open_lab(page: Any, lab: Any) -> None:
 
 def run_from_palette(page: Any, query: str, label: str) -> list[str]:
     """Open the command palette, search, click the item labelled ``label``; return the labels found."""
-    page.keyboard.press("Control+Shift+C")
     search = page.locator("#modal-command-palette .lm-CommandPalette-input")
+    for _ in range(5):  # the shortcut can be swallowed while an editor or a dialog has focus
+        page.keyboard.press("Escape")
+        page.keyboard.press("Control+Shift+C")
+        try:
+            search.wait_for(timeout=5000)
+            break
+        except Exception:  # noqa: BLE001 - retried, then the final wait below reports it
+            continue
     search.wait_for()
     search.fill(query)
     items = page.locator("#modal-command-palette .lm-CommandPalette-item:not(.lm-mod-hidden) .lm-CommandPalette-itemLabel")
