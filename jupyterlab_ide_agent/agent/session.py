@@ -82,9 +82,9 @@ class AgentSession:
 
     def _publish(self, event: Event) -> None:
         data = json.dumps(event, default=str)
-        if self.agent.pool.secrets() and self.agent.pool.redact(data) != data:  # defence in depth
-            data = self.agent.pool.redact(data)
-            event = json.loads(data)
+        redacted = self.agent.pool.redact(data)  # defence in depth: no key leaves, whatever the source
+        if redacted != data:
+            data, event = redacted, json.loads(redacted)
         self._persist(event, data)
         self.updated = event["ts"]
         for callback in list(self._subscribers):
