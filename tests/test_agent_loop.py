@@ -34,7 +34,7 @@ def assert_well_formed(events: list[dict[str, Any]], session_id: str) -> None:
 @pytest.mark.parametrize("kind", KINDS)
 async def test_streamed_answer_with_reasoning_and_usage(kind: str, fakes: Any, make_agent: Any) -> None:
     fakes[kind].script(
-        ScriptedTurn(text="The answer is 42.", reasoning="Think about it.", chunks=4,
+        ScriptedTurn(text="The answer is 42.", reasoning="Think about it.", chunks=4, chunk_delay=0.02,
                      input_tokens=120, output_tokens=30, reasoning_tokens=10)
     )
     agent = make_agent(kind)

@@ -54,6 +54,7 @@ from ..tools.scripts import script_tools
 from ..workspace.processes import ProcessTable
 from ..workspace.state import WorkspaceState
 from .approval import Approvals
+from .coalesce import DeltaCoalescer
 from .events import EventStream
 from .messages import (
     AssistantMessage,
@@ -307,9 +308,21 @@ class IDEAgent(AgentSettings):
         )
 
         async def produce(put: Callable[[Any], None]) -> None:
-            async with aclosing(provider.stream(request)) as stream:
-                async for pev in stream:
-                    put(pev)
+            # An SDK parses a whole socket read without suspending; handing the loop back every
+            # millisecond keeps REST calls and other sessions served while a fast stream pours in.
+            coalescer = DeltaCoalescer(put, self.delta_window)
+            loop = asyncio.get_running_loop()
+            resumed = loop.time()
+            try:
+                async with aclosing(provider.stream(request)) as stream:
+                    async for pev in stream:
+                        coalescer.add(pev)
+                        if loop.time() - resumed >= 0.001:
+                            await asyncio.sleep(0)
+                            resumed = loop.time()
+                coalescer.flush()
+            finally:
+                coalescer.close()
 
         partial: list[str] = []
         try:

@@ -39,6 +39,11 @@ class AgentSettings(LoggingConfigurable):
     tool_output_limit = Int(
         30_000, help="Characters of one tool result sent to the model; the rest is cut with a note."
     ).tag(config=True)
+    delta_window = Float(
+        0.016,
+        help="Seconds within which streamed text deltas are joined into one event (0 sends each delta). "
+        "A delta arriving after a quiet spell is always sent at once.",
+    ).tag(config=True)
     tool_timeout = Float(3600.0, help="Seconds before one tool call is stopped.").tag(config=True)
     cell_timeout = Float(60.0, help="Default seconds a notebook cell may run before it is interrupted.").tag(
         config=True

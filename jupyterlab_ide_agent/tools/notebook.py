@@ -398,13 +398,15 @@ class _Op:
 
     async def execute_ipython(self) -> ToolResult:
         code = self._source()
-        await self._read()  # the kernel belongs to a notebook: it must exist
+        # the kernel belongs to a notebook, so it must exist; the code leaves the cells alone, so the
+        # notebook is not read (parsing and validating it was half the cost of a quick call)
+        if not await self.host.exists(self.path):
+            await self._read()  # raises the same clear error as every other operation
         result = await self.host.execute(self.path, code, self.timeout)
         text = execution_text("code", result, "")
         if self.images is not None:
             self.images.add(result.outputs, "the code")
-        nb = await self.host.read(self.path)
-        return ToolResult(text, result.status != "ok", await self._data("ran", nb, status=result.status))
+        return ToolResult(text, result.status != "ok", await self._data("ran", status=result.status))
 
     async def interrupt_kernel(self) -> ToolResult:
         kid = await self.host.interrupt(self.path)
