@@ -11,17 +11,17 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
+
+# The fixtures of a real Jupyter server (jp_serverapp, jp_fetch, jp_ws_fetch, ...), without
+# pytest-jupyter's own coroutine runner: pytest-asyncio runs every test and async fixture, and the
+# server is started on that same loop (see jp_asyncio_loop below), so one loop serves both.
+from pytest_jupyter.jupyter_server import *  # noqa: E402,F403
 from traitlets.config import Config
 
 from tests.fakes.anthropic import FakeAnthropic
 from tests.fakes.gemini import FakeGemini
 from tests.fakes.openai import FakeOpenAI
 from tests.fakes.xai import FakeXAI
-
-# The fixtures of a real Jupyter server (jp_serverapp, jp_fetch, jp_ws_fetch, ...), without
-# pytest-jupyter's own coroutine runner: pytest-asyncio runs every test and async fixture, and the
-# server is started on that same loop (see jp_asyncio_loop below), so one loop serves both.
-from pytest_jupyter.jupyter_server import *  # noqa: E402,F403
 
 del pytest_pycollect_makeitem, pytest_pyfunc_call  # noqa: F821
 

@@ -28,7 +28,7 @@ class Approvals:
         self._pending[call_id] = future
         try:
             return await asyncio.wait_for(future, timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return "timeout"
         except asyncio.CancelledError:
             self.interrupted.add(call_id)

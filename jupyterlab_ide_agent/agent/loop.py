@@ -397,7 +397,7 @@ class IDEAgent(AgentSettings):
             return ToolResult(f"The arguments of {call.name} were not valid JSON: {raw}", True)
         try:
             return await asyncio.wait_for(self.tools.run(call.name, call.arguments, ctx), self.tool_timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return ToolResult(f"{call.name} did not finish within {self.tool_timeout:.0f} s and was stopped.", True)
 
     def _redact(self, text: str) -> str:

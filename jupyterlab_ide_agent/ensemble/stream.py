@@ -94,7 +94,7 @@ class MemberEvents:
         while not self._stopped.is_set():
             try:
                 await asyncio.wait_for(self._stopped.wait(), self.interval)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
             async with self._lock:
                 await self._flush_all()

@@ -337,7 +337,7 @@ class GeminiProvider(Provider):
                 turn.started = True
                 for event in turn.absorb(chunk):
                     yield event
-        except (errors.APIError, httpx2.HTTPError, asyncio.TimeoutError, OSError, ValueError) as exc:
+        except (TimeoutError, errors.APIError, httpx2.HTTPError, OSError, ValueError) as exc:
             raise self._error(exc, retried=not turn.started) from exc
         finally:
             if chunks is not None:  # a consumer that stops early (cancel) must free the connection now
