@@ -141,6 +141,8 @@ class ProviderSettings:
 
     name: str
     kind: str  # openai | anthropic | gemini | xai
+    #: the wire API, for kinds that speak more than one: openai -> responses (default) | chat_completions
+    api: str | None = None
     api_key: str | None = None
     api_key_env: str | None = None
     base_url: str | None = None

@@ -18,7 +18,6 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import openai
-from openai import AsyncOpenAI
 
 from ..agent.messages import (
     AssistantMessage,
@@ -29,42 +28,24 @@ from ..agent.messages import (
 )
 from .base import (
     Finished,
-    Provider,
     ProviderError,
     ProviderEvent,
     ProviderRequest,
-    ProviderSettings,
     ReasoningDelta,
     TextDelta,
     ToolCallRequested,
     ToolSpec,
     Usage,
 )
+from .openai_common import IMAGE_TYPES, OpenAIClientProvider, data_url, parse_arguments, split_images
 
-# Mid-stream error codes that retrying cannot fix; any other mid-stream failure is treated as a server fault.
-_BAD_REQUEST_CODES = {"context_length_exceeded", "invalid_prompt", "invalid_request_error", "content_filter"}
-_STATUS_KINDS = {400: "bad_request", 401: "auth", 403: "auth", 404: "bad_request", 408: "timeout", 409: "server",
-                 422: "bad_request", 429: "rate_limit", 503: "overloaded", 529: "overloaded"}
-_KIND_WORDS = {"rate_limit": "rate limited", "overloaded": "overloaded", "server": "server error",
-               "timeout": "timed out", "auth": "authentication failed", "bad_request": "request rejected",
-               "connection": "cannot connect", "stream": "stream broken"}
-#: image types the Responses API reads (input_image); others are named in the output text instead
-IMAGE_TYPES = {"image/png", "image/jpeg", "image/webp", "image/gif"}
+__all__ = ["IMAGE_TYPES", "OpenAIResponsesProvider", "parse_arguments"]
 
 
 def render_tool(spec: ToolSpec) -> dict[str, Any]:
     # strict=False: our schemas have optional properties, which strict mode forbids.
     return {"type": "function", "name": spec.name, "description": spec.description,
             "parameters": spec.parameters, "strict": False}
-
-
-def parse_arguments(raw: str) -> dict[str, Any]:
-    """Tool arguments as a dict; unparsable ones are handed to the loop (and model) as they came."""
-    try:
-        value = json.loads(raw) if raw.strip() else {}
-    except json.JSONDecodeError:
-        return {"_unparsed_arguments": raw}
-    return value if isinstance(value, dict) else {"_unparsed_arguments": raw}
 
 
 def to_input(messages: list[Message]) -> list[dict[str, Any]]:
@@ -93,12 +74,10 @@ def function_call_output(m: ToolResultMessage) -> dict[str, Any]:
     output = f"ERROR: {m.content}" if m.is_error else m.content
     if not m.images:
         return {"type": "function_call_output", "call_id": m.call_id, "output": output}
-    images = [i for i in m.images if i.get("mime") in IMAGE_TYPES and i.get("data")]
-    dropped = sorted({str(i.get("mime")) for i in m.images if i not in images})
-    if dropped:
-        output += f"\n[not shown to you: {len(m.images) - len(images)} image(s) of type {', '.join(dropped)}]"
+    images, note = split_images(m.images)
+    output += note
     parts: list[dict[str, Any]] = [{"type": "input_text", "text": output}] if output else []
-    parts += [{"type": "input_image", "image_url": f"data:{i['mime']};base64,{i['data']}"} for i in images]
+    parts += [{"type": "input_image", "image_url": data_url(i)} for i in images]
     return {"type": "function_call_output", "call_id": m.call_id, "output": parts or output}
 
 
@@ -110,31 +89,10 @@ def replayable(item: dict[str, Any]) -> bool:
     return bool(item.get("encrypted_content") or item.get("content"))
 
 
-class OpenAIResponsesProvider(Provider):
+class OpenAIResponsesProvider(OpenAIClientProvider):
+    """The client and the error mapping are shared with the Chat Completions adapter (openai_common)."""
+
     kind = "openai"
-
-    def __init__(self, settings: ProviderSettings) -> None:
-        super().__init__(settings)
-        self._client: AsyncOpenAI | None = None
-
-    # --- client ----------------------------------------------------------------------------
-    def _client_or_raise(self) -> AsyncOpenAI:
-        if self._client is None:
-            key = self.settings.resolved_key()
-            base_url = self.settings.resolved_base_url()
-            if not key and not base_url:
-                message = self.settings.missing() or f"{self.settings.name}: no API key configured"
-                raise ProviderError(message, provider=self.settings.name, kind="config")
-            # Local OpenAI-compatible servers accept any key; an explicit dummy also stops the SDK from
-            # reading OPENAI_API_KEY from the environment and sending it to a third-party server.
-            self._client = AsyncOpenAI(api_key=key or "unused", base_url=base_url,
-                                       timeout=self.settings.timeout, max_retries=self.settings.max_retries)
-        return self._client
-
-    async def aclose(self) -> None:
-        if self._client is not None:
-            await self._client.close()
-            self._client = None
 
     # --- request ---------------------------------------------------------------------------
     def _params(self, request: ProviderRequest) -> dict[str, Any]:
@@ -243,55 +201,9 @@ class OpenAIResponsesProvider(Provider):
         return "tool_calls" if calls else "stop"
 
     # --- errors ----------------------------------------------------------------------------
-    def _fail(self, kind: str, detail: str, *, status: int | None = None, retryable: bool = False,
-              retried: bool = False) -> ProviderError:
-        """One ProviderError with a message a user can read, and never the key in it."""
-        head = _KIND_WORDS.get(kind, kind) + (f" ({status})" if status else "")
-        if retried and self.settings.max_retries:
-            head += f" after {self.settings.max_retries} retries"
-        message = f"{self.settings.name}: {head}: {detail}"
-        key = self.settings.resolved_key()
-        if key:
-            message = message.replace(key, "***")
-        return ProviderError(message, provider=self.settings.name, retryable=retryable, status=status, kind=kind)
-
-    def _stream_error(self, detail: str) -> ProviderError:
-        return self._fail("stream", detail, retryable=True)
-
-    def _error(self, err: openai.OpenAIError, *, mid_stream: bool) -> ProviderError:
-        if isinstance(err, openai.APITimeoutError):
-            return self._fail("timeout", f"no answer within {self.settings.timeout:g} s", retryable=True,
-                              retried=not mid_stream)
-        if isinstance(err, openai.APIConnectionError):
-            if mid_stream:
-                return self._stream_error(f"connection lost mid-stream ({err.__cause__ or err})")
-            return self._fail("connection", str(err.__cause__ or err), retryable=True, retried=True)
-        if isinstance(err, openai.APIStatusError):
-            status = err.status_code
-            body = err.body if isinstance(err.body, dict) else {}
-            detail = body.get("message") or err.message
-            retryable = status in (408, 409, 429) or status >= 500
-            kind = _STATUS_KINDS.get(status, "server" if status >= 500 else "bad_request")
-            return self._fail(kind, str(detail), status=status, retryable=retryable, retried=retryable)
-        if isinstance(err, openai.APIError):  # an {"error": ...} payload inside the stream
-            body = err.body if isinstance(err.body, dict) else {}
-            return self._coded_error(body.get("code") or body.get("type"), err.message)
-        return self._stream_error(str(err))
-
     def _event_error(self, event: Any) -> ProviderError:
         """``error`` events carry code/message at top level; ``response.failed`` inside response.error."""
         source = event if event.type == "error" else getattr(event.response, "error", None)
         code = getattr(source, "code", None)
         message = getattr(source, "message", None) or "the response failed"
         return self._coded_error(code, message)
-
-    def _coded_error(self, code: str | None, message: str) -> ProviderError:
-        code = str(code or "")
-        detail = f"{message} [{code}]" if code else message
-        if "rate_limit" in code:
-            return self._fail("rate_limit", detail, retryable=True)
-        if "overloaded" in code:
-            return self._fail("overloaded", detail, retryable=True)
-        if code in _BAD_REQUEST_CODES:
-            return self._fail("bad_request", detail)
-        return self._fail("server", detail, retryable=True)

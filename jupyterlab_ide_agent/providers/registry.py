@@ -3,7 +3,8 @@
 A model is named ``"<provider>:<model>"``, e.g. ``"openai:gpt-5"`` or ``"local:qwen3"``, where
 ``<provider>`` is a key of the provider table. The table has the four vendors by default and the user
 can add OpenAI-compatible endpoints (Ollama, vLLM, llama.cpp server, a company gateway) with
-``c.IDEAgent.providers = {"local": {"kind": "openai", "base_url": "http://127.0.0.1:11434/v1"}}``.
+``c.IDEAgent.providers = {"local": {"kind": "openai", "base_url": "http://127.0.0.1:11434/v1"}}``;
+``"api": "chat_completions"`` picks the Chat Completions adapter for servers without the Responses API.
 One adapter (and so one SDK client with its connection pool) is shared by every session.
 """
 
@@ -21,7 +22,12 @@ ADAPTERS = {
     "anthropic": "jupyterlab_ide_agent.providers.anthropic_messages:AnthropicProvider",
     "gemini": "jupyterlab_ide_agent.providers.gemini:GeminiProvider",
     "xai": "jupyterlab_ide_agent.providers.xai:XAIProvider",
+    # "<kind>:<api>" for a kind's other APIs
+    "openai:chat_completions": "jupyterlab_ide_agent.providers.openai_chat:OpenAIChatProvider",
 }
+#: the APIs a kind can speak (the first is its default); kinds not listed speak one
+APIS = {"openai": ("responses", "chat_completions")}
+KINDS = sorted(k for k in ADAPTERS if ":" not in k)
 
 DEFAULT_PROVIDERS: dict[str, dict[str, Any]] = {
     "openai": {"kind": "openai", "api_key_env": "OPENAI_API_KEY", "base_url_env": "OPENAI_BASE_URL"},
@@ -76,10 +82,25 @@ def build_settings(overrides: dict[str, dict[str, Any]] | None) -> dict[str, Pro
         if unknown:
             raise ValueError(f"provider {name!r}: unknown settings {sorted(unknown)}")
         kind = values.get("kind") or ("openai" if name not in DEFAULT_PROVIDERS else name)
-        if kind not in ADAPTERS:
-            raise ValueError(f"provider {name!r}: kind must be one of {sorted(ADAPTERS)}")
+        if kind not in KINDS:
+            raise ValueError(f"provider {name!r}: kind must be one of {KINDS}")
         out[name] = ProviderSettings(**{**values, "name": name, "kind": kind})
+        adapter_path(out[name])  # a bad "api" fails at start-up, not at the first prompt
     return out
+
+
+def adapter_path(settings: ProviderSettings) -> str:
+    """``"module:Class"`` of the adapter for a kind and its ``api``; ValueError naming the choices."""
+    if settings.kind not in KINDS:
+        raise ValueError(f"provider {settings.name!r}: kind must be one of {KINDS}")
+    apis = APIS.get(settings.kind, ())
+    if settings.api is None or (apis and settings.api == apis[0]):
+        return ADAPTERS[settings.kind]
+    if settings.api not in apis:
+        choices = f"one of {list(apis)}" if apis else "left out (it has one API)"
+        raise ValueError(f"provider {settings.name!r}: api {settings.api!r} for kind {settings.kind!r} "
+                         f"must be {choices}")
+    return ADAPTERS[f"{settings.kind}:{settings.api}"]
 
 
 class ProviderPool:
@@ -97,7 +118,10 @@ class ProviderPool:
                 kind="config",
             )
         if name not in self._adapters:
-            module, cls = ADAPTERS[self.settings[name].kind].split(":")
+            try:
+                module, cls = adapter_path(self.settings[name]).split(":")
+            except ValueError as exc:
+                raise ProviderError(str(exc), provider=name, kind="config") from None
             adapter_cls = getattr(importlib.import_module(module), cls)
             self._adapters[name] = adapter_cls(self.settings[name])
         return self._adapters[name]
