@@ -16,6 +16,7 @@ from . import __version__
 from .agent.session import SessionManager
 from .handlers import route_handlers
 from .host.server import ServerHost
+from .mcp import McpManager
 from .memory.store import SessionStore, StoreError, default_store_path
 from .providers.registry import ProviderPool, build_settings
 
@@ -31,14 +32,24 @@ class IDEAgentExtension(ExtensionApp):
     session_store_path = Unicode(
         None, allow_none=True,
         help="SQLite file that keeps sessions across restarts (default: <jupyter data dir>/ide_agent/"
-        "sessions.sqlite3); an empty string keeps them in memory only.",
+        "sessions.sqlite3, the data dir of the user running the server: $JUPYTER_DATA_DIR, else under $HOME, so "
+        "under JupyterHub every user has their own); '~' expands; an empty string keeps them in memory only.",
     ).tag(config=True)
+
+    def store_path(self) -> Path:
+        """Where this server keeps its sessions. By default beside the server's own per-user data (its
+        ``data_dir`` is ``jupyter_data_dir()``, created private), never a shared or system location: each
+        JupyterHub user's server runs as that user with their own HOME, so no user sees another's sessions."""
+        if self.session_store_path:
+            return Path(self.session_store_path).expanduser()
+        data_dir = getattr(self.serverapp, "data_dir", None)
+        return Path(data_dir) / "ide_agent" / "sessions.sqlite3" if data_dir else default_store_path()
 
     def _open_store(self) -> SessionStore | None:
         if self.session_store_path == "":
             return None
         try:
-            return SessionStore(self.session_store_path or default_store_path())
+            return SessionStore(self.store_path())
         except StoreError as exc:  # the server must start anyway; sessions then live in memory
             self.log.error("IDE agent: %s; sessions will not survive a restart", exc)
             return None
@@ -47,11 +58,14 @@ class IDEAgentExtension(ExtensionApp):
         agent_config: Any = self.config.get("IDEAgent", {})
         pool = ProviderPool(build_settings(agent_config.get("providers", {})))
         root = Path(self.serverapp.root_dir).expanduser().resolve()
+        # one MCP manager for every session (agents find it as their parent's); servers start lazily
+        self.mcp_manager = McpManager.from_config(agent_config, cwd=root, log=self.log)
         self.sessions = SessionManager(parent=self, workspace_dir=root, pool=pool,
                                        host=ServerHost(self.serverapp, root=root), store=self._open_store())
         self.settings.update(
             {
                 "ide_agent_sessions": self.sessions,
+                "ide_agent_mcp": self.mcp_manager,
                 "ide_agent_version": __version__,
                 "ide_agent_max_message_bytes": self.max_message_bytes,
             }
@@ -65,3 +79,4 @@ class IDEAgentExtension(ExtensionApp):
 
     async def stop_extension(self) -> None:
         await self.sessions.shutdown()
+        await self.mcp_manager.aclose()

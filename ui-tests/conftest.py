@@ -128,11 +128,12 @@ def browser_ready() -> None:
 def start_lab(tmp_path_factory: pytest.TempPathFactory, browser_ready: None) -> Iterator[Callable[..., Lab]]:
     """Factory: ``start_lab(config_lines, env, settings=None)`` starts a fresh ``jupyter lab`` and returns a
     :class:`Lab`. ``settings`` are the user's JupyterLab settings, ``{"<plugin id>": {...}}``
-    (e.g. ``{"jupyterlab-ide-agent:plugin": {"approvalMode": "code"}}``)."""
+    (e.g. ``{"jupyterlab-ide-agent:plugin": {"approvalMode": "code"}}``); ``base_url`` serves it under a prefix
+    (``"/user/alice/"``, as JupyterHub does), and ``Lab.url`` includes it."""
     started: list[Lab] = []
 
     def start(config_lines: list[str], env_overrides: dict[str, str | None] | None = None,
-              settings: dict[str, dict[str, Any]] | None = None) -> Lab:
+              settings: dict[str, dict[str, Any]] | None = None, base_url: str = "/") -> Lab:
         home = tmp_path_factory.mktemp("lab")
         root = home / "root"
         root.mkdir()
@@ -181,13 +182,13 @@ def start_lab(tmp_path_factory: pytest.TempPathFactory, browser_ready: None) -> 
         cmd = [
             sys.executable, "-m", "jupyterlab", "--no-browser", "--ServerApp.ip=127.0.0.1",
             f"--ServerApp.port={port}", "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}",
-            f"--ServerApp.root_dir={root}",
+            f"--ServerApp.root_dir={root}", f"--ServerApp.base_url={base_url}",
         ]
         if hasattr(os, "geteuid") and os.geteuid() == 0:
             cmd.append("--allow-root")
         with open(log, "wb") as out:
             proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=home)
-        lab = Lab(url=f"http://127.0.0.1:{port}/", token=token, root=root, log=log, proc=proc)
+        lab = Lab(url=f"http://127.0.0.1:{port}{base_url}", token=token, root=root, log=log, proc=proc)
         started.append(lab)
         deadline = time.monotonic() + 60
         while True:
@@ -269,13 +270,14 @@ def providers_config_lines(fakes: dict[str, Any], main_model: str = "openai:gpt-
 @pytest.fixture
 def agent_lab(start_lab: Callable[..., Lab], fakes: dict[str, Any]) -> Callable[..., Lab]:
     """Factory: a JupyterLab whose agent and ensemble run on the four fakes (reset first);
-    ``agent_lab(settings={...}, config=[...])`` adds the sidebar's settings and server config lines."""
+    ``agent_lab(settings={...}, config=[...], base_url="/user/alice/")`` adds the sidebar's settings, server
+    config lines and a URL prefix."""
 
-    def start(settings: dict[str, Any] | None = None, config: list[str] | None = None) -> Lab:
+    def start(settings: dict[str, Any] | None = None, config: list[str] | None = None, base_url: str = "/") -> Lab:
         for fake in fakes.values():
             fake.reset()
         return start_lab([*providers_config_lines(fakes), *(config or [])], NO_PROVIDER_ENV,
-                         {SETTINGS_PLUGIN: settings} if settings else None)
+                         {SETTINGS_PLUGIN: settings} if settings else None, base_url=base_url)
 
     return start
 

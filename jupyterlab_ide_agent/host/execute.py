@@ -18,6 +18,7 @@ from typing import Any
 from nbformat.v4 import new_output, output_from_msg
 
 from .base import DEAD_MESSAGE, ExecutionResult, OutputCallback
+from .gateway import GatewayChannelsClient, is_gateway_kernel
 
 #: seconds between liveness checks while a cell runs
 POLL = 0.5
@@ -25,6 +26,10 @@ POLL = 0.5
 INTERRUPT_GRACE = 5.0
 #: seconds to wait for the shell reply after IOPub said idle (it is normally already there)
 REPLY_GRACE = 2.0
+#: kernel states a Jupyter server's kernel WebSocket announces (with no parent) when the kernel process died:
+#: "restarting" when its restarter replaced it, "dead" when it could not. This is how a remote (gateway) kernel's
+#: death is seen, since its process id is out of reach.
+KERNEL_GONE = ("restarting", "dead")
 
 
 async def _maybe_await(value: Any) -> Any:
@@ -118,6 +123,7 @@ async def run_code(
     loop = asyncio.get_running_loop()
     started = loop.time()
     deadline = started + timeout
+    await _drain(client)
     for attempt in (1, 2):
         msg_id = client.execute(code, silent=False, store_history=True, allow_stdin=False, stop_on_error=False)
         collector = _Collector(on_output)
@@ -191,13 +197,25 @@ async def _collect(
             next_check = loop.time() + POLL
             if not await is_alive():
                 return "dead", DEAD_MESSAGE, False
-        if msg is None or msg.get("parent_header", {}).get("msg_id") != msg_id:
+        if msg is None:
+            continue
+        if msg["header"]["msg_type"] == "status" and msg["content"].get("execution_state") in KERNEL_GONE:
+            return "dead", DEAD_MESSAGE, False
+        if msg.get("parent_header", {}).get("msg_id") != msg_id:
             continue
         if msg["header"]["msg_type"] == "status":
             if msg["content"].get("execution_state") == "idle":
                 return status, message, True
             continue
         await collector.handle(msg)
+
+
+async def _drain(client: Any) -> None:
+    """Drop what IOPub delivered since our last request: other requests' output, and any notice of a restart that
+    happened before this request was sent (which must not be taken for this request's kernel dying)."""
+    with contextlib.suppress(Empty, RuntimeError):
+        for _ in range(100_000):
+            await client.get_iopub_msg(timeout=0)
 
 
 async def _reply(client: Any, msg_id: str, until: float) -> dict[str, Any] | None:
@@ -222,8 +240,12 @@ def kernel_pid(km: Any) -> int | None:
 
 
 async def start_client(km: Any, timeout: float) -> Any:
-    """A started async client of ``km``'s kernel, ready (kernel_info answered, IOPub connected)."""
-    client = km.client()
+    """A started async client of ``km``'s kernel, ready (kernel_info answered, IOPub connected).
+
+    A gateway's kernel gets our :class:`~.gateway.GatewayChannelsClient` instead of ``km.client()`` (see
+    :mod:`.gateway` for why); both are jupyter_client async kernel clients, so nothing else differs.
+    """
+    client = GatewayChannelsClient.for_kernel(km) if is_gateway_kernel(km) else km.client()
     await _maybe_await(client.start_channels())
     try:
         await client.wait_for_ready(timeout=timeout)

@@ -1,13 +1,10 @@
 """ServerHost: notebooks and kernels through the Jupyter server's own managers.
 
 Contents go through ``contents_manager`` (so custom contents managers, checkpoints and trust all apply). A notebook's
-kernel is the kernel of its *session*: if the user has the notebook open in JupyterLab, there is a session for its
-path and the agent runs code on that very kernel, so the user's variables are the agent's. Otherwise the host creates
-the session itself (``session_manager.create_session`` starts the kernel in the notebook's directory), so when the
-user opens the notebook later JupyterLab attaches to the kernel the agent has been using.
-
-Code runs through an async kernel client of that kernel (``kernel_manager.get_kernel(kid).client()``), which works
-for local kernels and for remote ones behind ``--gateway-url`` alike.
+kernel is the kernel of its *session* (see :mod:`.session_kernels`): if the user has the notebook open in JupyterLab,
+the agent runs code on that very kernel, so the user's variables are the agent's; otherwise the host creates the
+session, so JupyterLab attaches to the agent's kernel when the user opens the notebook. Local kernels and remote ones
+behind ``--gateway-url`` alike.
 
 A notebook open in JupyterLab with real-time collaboration (jupyter-collaboration's ``jupyter_server_ydoc``) lives in
 a collaboration room: then the host reads and edits the room's shared ``YNotebook`` instead of the file, cell by
@@ -18,13 +15,8 @@ the contents manager is used as before.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import copy
-import inspect
-import posixpath
 import weakref
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +32,8 @@ from .base import (
     OutputCallback,
     kernel_name_of,
 )
-from .execute import INTERRUPT_GRACE, kernel_pid, run_code, start_client
+from .execute import INTERRUPT_GRACE, kernel_pid, run_code
+from .session_kernels import SessionKernels, http_message
 
 try:  # pycrdt and jupyter_ydoc come with jupyter-collaboration; without them there are no rooms to edit
     from . import ydoc as _ydoc
@@ -48,24 +41,9 @@ except ImportError:  # pragma: no cover - exercised only in environments without
     _ydoc = None  # type: ignore[assignment]
 
 
-@dataclass
-class _Connection:
-    client: Any
-    pid: int | None
-
-
-def _http_message(exc: HTTPError) -> str:
-    return exc.log_message or exc.reason or f"HTTP {exc.status_code}"
-
-
 def _source(cell: Any) -> str:
     source = cell.get("source", "")
     return "".join(source) if isinstance(source, list) else source
-
-
-def _session_path(path: str) -> str:
-    """Session paths may carry a leading slash or a collaboration prefix; compare bare API paths."""
-    return path.removeprefix("RTC:").lstrip("/")
 
 
 class ServerHost(NotebookHost):
@@ -91,10 +69,8 @@ class ServerHost(NotebookHost):
             root = getattr(serverapp, "root_dir", None) or getattr(self.contents_manager, "root_dir", "/")
         super().__init__(Path(root).expanduser())
         self.default_kernel_name = getattr(self.kernel_manager, "default_kernel_name", "python3") or "python3"
-        self.startup_timeout = startup_timeout
         self.interrupt_grace = interrupt_grace
-        self._connections: dict[str, _Connection] = {}  # kernel id -> our client
-        self._started: dict[str, tuple[str, str]] = {}  # path -> (session id, kernel id) we created
+        self.kernels = SessionKernels(self.session_manager, self.kernel_manager, startup_timeout)
         self._busy: set[str] = set()
         if web_settings is None:
             web_settings = getattr(getattr(serverapp, "web_app", None), "settings", None)
@@ -133,7 +109,7 @@ class ServerHost(NotebookHost):
         except HTTPError as exc:
             if exc.status_code == 404:
                 raise HostError(f"notebook {path} does not exist") from exc
-            raise HostError(f"could not read {path}: {_http_message(exc)}") from exc
+            raise HostError(f"could not read {path}: {http_message(exc)}") from exc
         return model["content"]
 
     async def _save(self, path: str, nb: NotebookNode) -> None:
@@ -154,99 +130,14 @@ class ServerHost(NotebookHost):
                     await ensure_async(cm.save({"type": "directory"}, folder))
             await ensure_async(cm.save({"type": "notebook", "format": "json", "content": nb}, path))
         except HTTPError as exc:
-            raise HostError(f"could not save {path}: {_http_message(exc)}") from exc
+            raise HostError(f"could not save {path}: {http_message(exc)}") from exc
 
-    # ---------------------------------------------------------------- sessions and kernels
+    # ---------------------------------------------------------------- kernels
 
-    async def _session(self, path: str) -> dict[str, Any] | None:
-        """The session JupyterLab (or we) opened for ``path``, notebook sessions first; None if there is none."""
-        sessions = [s for s in await self.session_manager.list_sessions() if _session_path(s["path"]) == path]
-        sessions.sort(key=lambda s: s.get("type") != "notebook")
-        return sessions[0] if sessions else None
-
-    def _km(self, kid: str) -> Any:
-        return self.kernel_manager.get_kernel(kid)
-
-    async def _is_alive(self, kid: str) -> bool:
-        if kid not in self.kernel_manager:
-            return False
-        try:
-            return bool(await ensure_async(self._km(kid).is_alive()))
-        except Exception:
-            return False
-
-    async def _revive(self, kid: str) -> bool:
-        """Bring a dead session kernel back under the same id (JupyterLab stays attached); False if it cannot be."""
-        if await self._is_alive(kid):
-            return True
-        km = self._km(kid) if kid in self.kernel_manager else None
-        restarter = getattr(km, "_restarter", None)
-        if km is not None and getattr(km, "autorestart", False) and restarter is not None:
-            # The server's restarter polls every time_to_dead seconds; let it act rather than race it.
-            wait = 2 * float(getattr(restarter, "time_to_dead", 3.0)) + 1
-            loop = asyncio.get_running_loop()
-            until = loop.time() + wait
-            while loop.time() < until and kid in self.kernel_manager:
-                await asyncio.sleep(0.2)
-                if await self._is_alive(kid):
-                    return True
-        if kid not in self.kernel_manager:
-            return False
-        try:
-            await self._restart_kernel(kid)
-        except Exception:  # it cannot come back: remove it, its session goes with it
-            with contextlib.suppress(Exception):
-                await ensure_async(self.kernel_manager.shutdown_kernel(kid, now=True))
-            return False
-        return await self._is_alive(kid)
-
-    async def _restart_kernel(self, kid: str) -> None:
-        pending = await ensure_async(self.kernel_manager.restart_kernel(kid))
-        if inspect.isawaitable(pending):  # jupyter_server returns a future resolved by the first kernel_info reply
-            await asyncio.wait_for(pending, self.startup_timeout)
-
-    async def _kernel_for(self, path: str) -> str:
-        """The id of the notebook's kernel: its session's, or a new session's. Call under ``run_lock``."""
-        session = await self._session(path)
-        if session is not None:
-            kid = session["kernel"]["id"]
-            if await self._revive(kid):
-                return kid
-            session = await self._session(path)  # a kernel that could not be revived takes its session with it
-            if session is not None:
-                await ensure_async(self.session_manager.delete_session(session["id"]))
+    async def _kernel_name(self, path: str) -> str:
+        """The kernel a new session for ``path`` starts: the notebook's kernelspec, else the server's default."""
         nb = await self.read(path) if await self.exists(path) else None
-        name = kernel_name_of(nb, self.default_kernel_name)
-        specs = getattr(self.kernel_manager, "kernel_spec_manager", None)
-        try:
-            model = await self.session_manager.create_session(
-                path=path, name=posixpath.basename(path), type="notebook", kernel_name=name
-            )
-        except Exception as exc:
-            known = ""
-            if specs is not None and hasattr(specs, "find_kernel_specs"):
-                found = await ensure_async(specs.find_kernel_specs())
-                known = f"; installed kernels: {', '.join(sorted(found)) or 'none'}"
-            raise HostError(f"could not start a {name!r} kernel for {path}: {exc}{known}") from exc
-        kid = model["kernel"]["id"]
-        self._started[path] = (model["id"], kid)
-        return kid
-
-    async def _connection(self, kid: str) -> _Connection:
-        """Our client of kernel ``kid``; a new one after the kernel was restarted (a new process)."""
-        km = self._km(kid)
-        conn = self._connections.get(kid)
-        if conn is not None and conn.pid == kernel_pid(km):
-            return conn
-        if conn is not None:
-            await self._close(conn)
-        try:
-            client = await start_client(km, self.startup_timeout)
-        except (RuntimeError, TimeoutError) as exc:
-            raise HostError(f"the notebook's kernel does not answer ({exc}); it may be busy with another cell: "
-                            "interrupt_kernel or restart_kernel, then try again") from exc
-        conn = self._connections[kid] = _Connection(client, kernel_pid(km))
-        return conn
+        return kernel_name_of(nb, self.default_kernel_name)
 
     async def execute(
         self, path: str, code: str, timeout: float, on_output: OutputCallback | None = None, *,
@@ -257,14 +148,16 @@ class ServerHost(NotebookHost):
         what the agent last read of the notebook."""
         path = self.api_path(path)
         async with self.run_lock(path):
-            kid = await self._kernel_for(path)
-            conn = await self._connection(kid)
+            kernels = self.kernels
+            kid = await kernels.kernel_for(path, lambda: self._kernel_name(path))
+            conn = await kernels.connection(kid)
 
             async def alive() -> bool:
-                return await self._is_alive(kid) and kernel_pid(self._km(kid)) == conn.pid
+                return conn.client.channels_running and await kernels.is_alive(kid) and \
+                    kernel_pid(kernels.km(kid)) == conn.pid
 
             async def interrupt() -> None:
-                await ensure_async(self.kernel_manager.interrupt_kernel(kid))
+                await kernels.interrupt(kid)
 
             live = await self._live_cell(path, code, cell_id)
             callback = on_output
@@ -285,8 +178,7 @@ class ServerHost(NotebookHost):
                     live.finish(result.outputs if result else None, result.execution_count if result else None)
             assert result is not None
             if result.status == "dead":
-                self._connections.pop(kid, None)
-                await self._close(conn)
+                await kernels.drop(kid)
             self._record(path, result)
             return result
 
@@ -305,26 +197,22 @@ class ServerHost(NotebookHost):
         live = _ydoc.LiveOutputs(ynb, cell_id)
         return live if live.start() else None
 
-    async def _kernel_id(self, path: str) -> str | None:
-        session = await self._session(path)
-        return session["kernel"]["id"] if session is not None else None
-
     async def interrupt(self, path: str) -> str | None:
-        kid = await self._kernel_id(self.api_path(path))
-        if kid is None or not await self._is_alive(kid):
+        kid = await self.kernels.kernel_id(self.api_path(path))
+        if kid is None or not await self.kernels.is_alive(kid):
             return None
-        await ensure_async(self.kernel_manager.interrupt_kernel(kid))
+        await self.kernels.interrupt(kid)
         return kid
 
     async def restart(self, path: str) -> str:
         path = self.api_path(path)
-        kid = await self._kernel_id(path)
-        if kid is None or not await self._is_alive(kid):
+        kid = await self.kernels.kernel_id(path)
+        if kid is None or not await self.kernels.is_alive(kid):
             async with self.run_lock(path):
-                kid = await self._kernel_for(path)
+                kid = await self.kernels.kernel_for(path, lambda: self._kernel_name(path))
         else:
             try:
-                await self._restart_kernel(kid)
+                await self.kernels.restart(kid)
             except Exception as exc:
                 raise HostError(f"the kernel did not restart: {exc}") from exc
         self._execution_counts[path] = 0
@@ -332,42 +220,27 @@ class ServerHost(NotebookHost):
 
     async def kernel_status(self, path: str) -> dict[str, Any]:
         path = self.api_path(path)
-        kid = await self._kernel_id(path)
+        kid = await self.kernels.kernel_id(path)
         if kid is None or kid not in self.kernel_manager:
             return {"kernel_id": None, "kernel_name": None, "kernel_status": "not started"}
-        km = self._km(kid)
+        km = self.kernels.km(kid)
+        try:
+            alive: bool | None = await self.kernels.is_alive(kid)  # first: refreshes a gateway kernel's state
+        except HostError:
+            alive = None
         status = getattr(km, "execution_state", None) or "idle"
         if path in self._busy:
             status = "busy"
-        if not await self._is_alive(kid):
+        if alive is None:
+            status = "unreachable"
+        elif not alive:
             status = "dead"
         return {"kernel_id": kid, "kernel_name": getattr(km, "kernel_name", None), "kernel_status": status}
 
     async def known_paths(self) -> list[str]:
-        return list(set(self._started) | set(self._cell_counts))
-
-    @staticmethod
-    async def _close(conn: _Connection) -> None:
-        with contextlib.suppress(Exception):  # channels of a dead kernel may already be closed
-            await ensure_async(conn.client.stop_channels())
+        return list(set(self.kernels.started) | set(self._cell_counts))
 
     async def shutdown(self) -> None:
         """Close our clients; stop the kernels we started unless the user now has them open in JupyterLab."""
         self._bases.clear()
-        conns, self._connections = list(self._connections.values()), {}
-        for conn in conns:
-            await self._close(conn)
-        started, self._started = dict(self._started), {}
-        for session_id, kid in started.values():
-            if kid not in self.kernel_manager:
-                continue
-            try:
-                model = await ensure_async(self.kernel_manager.kernel_model(kid))
-                if model.get("connections", 0) > 0:
-                    continue  # a JupyterLab tab is attached: the kernel is the user's now
-                try:
-                    await ensure_async(self.session_manager.delete_session(session_id))
-                except HTTPError:  # our session is gone (the user closed it) but the kernel is not
-                    await ensure_async(self.kernel_manager.shutdown_kernel(kid))
-            except Exception:
-                continue
+        await self.kernels.shutdown()
