@@ -2,11 +2,50 @@
  * The processes view's data: GET sessions/{id}/workspace, polled every
  * POLL_MS while the sidebar is visible and a script runs (IDLE_POLL_MS while
  * the panel is open and nothing runs), and fetched once whenever the agent
- * starts or stops something.
+ * starts or stops something. Local processes and Ray jobs come in one list;
+ * a Ray job's `pid` is its job id ("ray-...").
  */
 import { ISignal, Signal } from '@lumino/signaling';
 
-import { AgentApi, IWorkspaceState } from './api';
+import { AgentApi, IProcessState, IWorkspaceState } from './api';
+
+/** A local process's pid, or a Ray job's id. */
+export type ProcessId = number | string;
+
+/** One row of the processes view: a local process or a Ray job (workspace/ray_jobs.py `row`). */
+export interface IJobState extends IProcessState {
+  target?: 'local' | 'ray';
+  /** Ray's own status: PENDING RUNNING STOPPED SUCCEEDED FAILED. */
+  ray_status?: string;
+  message?: string;
+  address?: string;
+  dashboard_url?: string;
+  /** The cluster's resource use: {resource: [used, total]}. */
+  cluster?: Record<string, [number, number]> | null;
+  /** Why the last status refresh failed (the status shown is the last one known). */
+  stale?: string | null;
+}
+
+/** Statuses of something that still runs (or waits to): it can be interrupted and is polled. */
+const ACTIVE = new Set(['running', 'pending', 'submitting']);
+
+export function isActive(proc: Pick<IJobState, 'status'>): boolean {
+  return ACTIVE.has(proc.status);
+}
+
+/** Every process and Ray job of the state. */
+export function jobsOf(state: IWorkspaceState | null): IJobState[] {
+  return state?.processes ?? [];
+}
+
+/** {CPU: [1, 8], GPU: [0, 1], memory: [...]} -> "CPU 1/8 · GPU 0/1" (counted resources only). */
+export function formatCluster(cluster: IJobState['cluster']): string {
+  return Object.entries(cluster ?? {})
+    .filter(([name]) => name !== 'memory' && name !== 'object_store_memory')
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([name, [used, total]]) => `${name} ${+used.toFixed(2)}/${+total.toFixed(2)}`)
+    .join(' · ');
+}
 
 const POLL_MS = 2000;
 /** The panel is open but nothing runs: kernel states still change, slowly. Each
@@ -16,8 +55,8 @@ const IDLE_POLL_MS = 10000;
 export interface IWorkspaceView {
   state: IWorkspaceState | null;
   error: string | null;
-  /** pids the user asked to interrupt, until the server reports them ended. */
-  interrupting: number[];
+  /** pids (and Ray job ids) the user asked to interrupt, until the server reports them ended. */
+  interrupting: ProcessId[];
 }
 
 export class WorkspaceModel {
@@ -31,9 +70,9 @@ export class WorkspaceModel {
     return this._changed;
   }
 
-  /** Number of processes still running. */
+  /** Number of processes and Ray jobs still running (or waiting to start). */
   get running(): number {
-    return this._view.state?.processes.filter(p => p.status === 'running').length ?? 0;
+    return jobsOf(this._view.state).filter(isActive).length;
   }
 
   setSession(id: string | null): void {
@@ -76,7 +115,7 @@ export class WorkspaceModel {
     void this._fetch();
   }
 
-  async interrupt(pid: number): Promise<void> {
+  async interrupt(pid: ProcessId): Promise<void> {
     const id = this._session;
     if (!id) {
       return;

@@ -1,9 +1,12 @@
-"""Script tools: ExecuteScript, CheckProcess and InterruptProcess, on the session's :class:`ProcessTable`.
+"""Script tools: ExecuteScript, CheckProcess and InterruptProcess, on this machine or on a Ray cluster.
 
 Long jobs (training, data processing, a server) must not hold the agent's turn: ExecuteScript starts them in the
 background and returns at once with a pid; the model polls with CheckProcess while it keeps working, and stops them
-with InterruptProcess. The table comes from ``ctx.services["processes"]``; paths go through :func:`resolve_in_root`.
-Every result's ``data`` is ``{"pid", "command", "status", "log_path"}``, what the workspace state tracks.
+with InterruptProcess. Local scripts run in the session's :class:`ProcessTable` (``ctx.services["processes"]``);
+with ``target="ray"`` they are Ray jobs in its :class:`RayJobTable` (``ctx.services["ray_jobs"]``, present when
+``c.IDEAgent.ray_address`` is set), named by a string id instead of a pid. Paths go through :func:`resolve_in_root`.
+Every result's ``data`` is ``{"pid", "command", "status", "log_path"}`` (plus ``"target": "ray"`` for Ray jobs),
+what the workspace state tracks.
 """
 
 from __future__ import annotations
@@ -16,8 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from ..workspace.processes import ProcessError, ProcessTable
+from ..workspace.ray_client import NOT_CONFIGURED, RayJobError
+from ..workspace.ray_jobs import RayJobTable
 from .base import Tool, ToolContext, ToolError, ToolResult
 from .paths import display_path, resolve_in_root
+from .script_text import duration, format_check, format_ray_check, format_ray_stop, process_state, ray_row
 
 #: ExecuteScript waits this long so a command that fails (or finishes) at once is reported with its output
 STARTUP_WAIT = 0.25
@@ -38,50 +44,25 @@ def _table(ctx: ToolContext) -> ProcessTable:
     return table
 
 
+def _ray_table(ctx: ToolContext) -> RayJobTable:
+    table = ctx.services.get("ray_jobs")
+    if table is None:
+        raise ToolError(NOT_CONFIGURED)
+    return table
+
+
 def _data(info: dict[str, Any]) -> dict[str, Any]:
-    return {k: info.get(k) for k in ("pid", "command", "status", "log_path")}
+    data = {k: info.get(k) for k in ("pid", "command", "status", "log_path")}
+    return {**data, "target": "ray"} if info.get("target") == "ray" else data
 
 
-def _size(n: int) -> str:
-    return f"{n / 2**30:.2f} GB" if n >= 2**30 else f"{n / 2**20:.1f} MB"
-
-
-def _duration(seconds: float) -> str:
-    s = int(seconds)
-    return f"{s // 3600}h {s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m {s % 60:02d}s" if s >= 60 \
-        else f"{seconds:.1f} s"
-
-
-def _state(info: dict[str, Any]) -> str:
-    """'running for 12.3 s' / 'exited with code 0 after 3.1 s' / 'interrupted (SIGINT), exit code -2, after ...'."""
-    took = _duration(info["runtime_s"])
-    if info["status"] == "running":
-        return f"running for {took}"
-    code = "exit code unknown" if info["exit_code"] is None else f"exit code {info['exit_code']}"
-    if info["status"] == "exited":
-        return f"exited with code {info['exit_code']} after {took}"
-    sent = info.get("signals_sent") or []
-    by = f" (after {', '.join(sent)})" if sent else ""
-    return f"{info['status']}{by}, {code}, after {took}"
-
-
-def format_check(info: dict[str, Any], tail_lines: int) -> str:
-    """CheckProcess's text: one status line, the command and log, then the output tail."""
-    head = f"pid {info['pid']}: {_state(info)}"
-    if info["processes"]:
-        head += f" · CPU {info['cpu_percent']:.0f}% · memory {_size(info['rss_bytes'])} (RSS)"
-        head += f" · {info['processes']} process{'es' if info['processes'] != 1 else ''}"
-        if info["status"] != "running":
-            head += " still running in its tree (InterruptProcess stops them)"
-    count = f"{info['output_lines']:,}{'' if info['output_lines_complete'] else '+'}"
-    lines = [head, f"command: {info['command']}", f"log: {info['log_path']} ({count} lines)"]
-    tail = info["tail"]
-    if not tail:
-        lines.append("(no output yet)" if info["status"] == "running" else "(no output)")
-    elif tail_lines:
-        shown = f"last {len(tail)} lines" if len(tail) < info["output_lines"] else "output"
-        lines += [f"--- {shown} ---", *tail]
-    return "\n".join(lines)
+def _target_help(ray_address: str | None) -> str:
+    if ray_address:
+        return ("'local' (default): on this machine. 'ray': submitted as a Ray job to the cluster at "
+                f"{ray_address}; `cwd` is its working directory (uploaded to the cluster unless the server shares "
+                "its file system), only `env_vars` are set there, and the job keeps running if this chat is "
+                "deleted. Check and stop it with its id ('ray-...') like a pid.")
+    return "'local' (default). 'ray' needs a Ray cluster, which this server has not configured."
 
 
 class ExecuteScript(Tool):
@@ -95,34 +76,54 @@ class ExecuteScript(Tool):
         "bash for .sh) or `command` (a bash command line; pipes and && work). stdout and stderr go to a log file "
         "under .ide-agent/logs/. Python output is unbuffered, so progress shows up as it is printed."
     )
-    parameters = _schema(
-        {
-            "script_path": {"type": "string", "description": "Script to run, relative to the workspace root."},
-            "command": {"type": "string", "description": "A shell command line, instead of script_path."},
-            "interpreter": {"type": "string", "enum": ["auto", "python", "bash"], "default": "auto",
-                            "description": "How to run script_path; 'auto' decides by the file extension."},
-            "args": {"type": "array", "items": {"type": "string"}, "default": [],
-                     "description": "Arguments passed to the script."},
-            "env_vars": {"type": "object", "additionalProperties": {"type": "string"},
-                         "description": "Extra environment variables, e.g. {\"EPOCHS\": \"3\"}."},
-            "cwd": {"type": "string", "default": ".",
-                    "description": "Working directory, relative to the workspace root (default: the root)."},
-        },
-        [],
-    )
+
+    def __init__(self, ray_address: str | None = None) -> None:
+        if ray_address:
+            self.description += (" With target='ray' it runs as a job on the Ray cluster instead (for work that "
+                                 "needs the cluster's CPUs, GPUs or memory).")
+        self.parameters = _schema(
+            {
+                "script_path": {"type": "string", "description": "Script to run, relative to the workspace root."},
+                "command": {"type": "string", "description": "A shell command line, instead of script_path."},
+                "interpreter": {"type": "string", "enum": ["auto", "python", "bash"], "default": "auto",
+                                "description": "How to run script_path; 'auto' decides by the file extension."},
+                "args": {"type": "array", "items": {"type": "string"}, "default": [],
+                         "description": "Arguments passed to the script."},
+                "env_vars": {"type": "object", "additionalProperties": {"type": "string"},
+                             "description": "Extra environment variables, e.g. {\"EPOCHS\": \"3\"}."},
+                "cwd": {"type": "string", "default": ".",
+                        "description": "Working directory, relative to the workspace root (default: the root)."},
+                "target": {"type": "string", "enum": ["local", "ray"], "default": "local",
+                           "description": f"Where it runs. {_target_help(ray_address)}"},
+                "ray_resources": {
+                    "type": "object", "additionalProperties": False,
+                    "properties": {"num_cpus": {"type": "number", "minimum": 0},
+                                   "num_gpus": {"type": "number", "minimum": 0}},
+                    "description": "target 'ray' only: CPUs/GPUs Ray reserves for the script's own process.",
+                },
+            },
+            [],
+        )
 
     async def run(self, args: dict[str, Any], ctx: ToolContext) -> ToolResult:
-        table = _table(ctx)
+        on_ray = args.get("target", "local") == "ray"
+        table = None if on_ray else _table(ctx)
+        ray_table = _ray_table(ctx) if on_ray else None
+        if args.get("ray_resources") and not on_ray:
+            raise ToolError("`ray_resources` goes with target 'ray'.")
         script, command = args.get("script_path"), args.get("command")
         if bool(script) == bool(command):
             raise ToolError("Give exactly one of `script_path` (a script file) or `command` (a shell command line).")
         cwd = resolve_in_root(ctx.root, args.get("cwd", "."), must_exist=True)
         if not cwd.is_dir():
             raise ToolError(f"cwd {args['cwd']!r} is not a directory")
+        if command and (args.get("args") or args.get("interpreter", "auto") != "auto"):
+            raise ToolError("`args` and `interpreter` go with script_path; with `command`, write the whole "
+                            "command line (arguments included) in `command`.")
+        if ray_table is not None:
+            return await self._submit(ray_table, args, ctx, cwd)
+        assert table is not None
         if command:
-            if args.get("args") or args.get("interpreter", "auto") != "auto":
-                raise ToolError("`args` and `interpreter` go with script_path; with `command`, write the whole "
-                                "command line (arguments included) in `command`.")
             argv, display = command, command
         else:
             argv, display = self._script_argv(script, args, ctx)
@@ -144,8 +145,52 @@ class ExecuteScript(Tool):
             data=_data(info),
         )
 
+    async def _submit(self, table: RayJobTable, args: dict[str, Any], ctx: ToolContext, cwd: Path) -> ToolResult:
+        """A Ray job: the entrypoint names the script relative to ``cwd``, which becomes the job's working dir."""
+        if args.get("command"):
+            entrypoint = display = args["command"]
+        else:
+            path, kind = self._script(args["script_path"], args, ctx, ray=True)
+            try:
+                where = path.relative_to(cwd).as_posix()
+            except ValueError:
+                if table.upload_working_dir:
+                    raise ToolError(f"{display_path(ctx.root, path)} is outside cwd {args.get('cwd', '.')!r}: only "
+                                    "cwd is uploaded to the Ray cluster. Set cwd to a folder that holds the script."
+                                    ) from None
+                where = str(path)
+            extra = [str(a) for a in args.get("args", [])]
+            entrypoint = shlex.join([kind, where, *extra])
+            display = shlex.join([kind, display_path(ctx.root, path), *extra])
+        bad = [k for k in args.get("env_vars") or {} if not k or "=" in k or "\0" in k]
+        if bad:
+            raise ToolError(f"invalid environment variable name(s) {bad}")
+        try:
+            row = await table.submit(entrypoint, cwd, display, args.get("env_vars"), args.get("ray_resources"))
+        except RayJobError as exc:
+            raise ToolError(f"Could not submit it to Ray: {exc}") from exc
+        job = row["pid"]
+        return ToolResult(
+            f"Submitted Ray job {job} to the cluster at {table.address}: {display}\n"
+            f"Ray status: PENDING (it starts once the cluster has set up its environment).\n"
+            f"Its output is mirrored to {row['log_path']}; Ray dashboard: {row['dashboard_url']}\n"
+            f"Check it with CheckProcess(pid=\"{job}\") (status, runtime, cluster use, last lines); stop it with "
+            f"InterruptProcess(pid=\"{job}\"). It keeps running on the cluster if this chat session is deleted.",
+            data=_data(row),
+        )
+
+    @classmethod
+    def _script_argv(cls, script: str, args: dict[str, Any], ctx: ToolContext) -> tuple[list[str], str]:
+        path, kind = cls._script(script, args, ctx)
+        shown = display_path(ctx.root, path)
+        extra = [str(a) for a in args.get("args", [])]
+        prefix = {"python": [sys.executable or "python3"], "bash": ["bash"], "direct": []}[kind]
+        label = {"python": ["python"], "bash": ["bash"], "direct": []}[kind]
+        return [*prefix, str(path), *extra], shlex.join([*label, shown, *extra])
+
     @staticmethod
-    def _script_argv(script: str, args: dict[str, Any], ctx: ToolContext) -> tuple[list[str], str]:
+    def _script(script: str, args: dict[str, Any], ctx: ToolContext, ray: bool = False) -> tuple[Path, str]:
+        """The script's path and how to run it: 'python', 'bash' or (local only) 'direct' by its shebang."""
         try:
             path = resolve_in_root(ctx.root, script, must_exist=True)
         except ToolError as exc:
@@ -157,15 +202,12 @@ class ExecuteScript(Tool):
         if kind == "auto":
             kind = INTERPRETERS.get(path.suffix.lower(), "")
             if not kind:
-                if _has_shebang(path) and os.access(path, os.X_OK):
+                if not ray and _has_shebang(path) and os.access(path, os.X_OK):
                     kind = "direct"
                 else:
                     raise ToolError(f"Cannot tell how to run {shown} from its extension; "
                                     "set interpreter to 'python' or 'bash'.")
-        extra = [str(a) for a in args.get("args", [])]
-        prefix = {"python": [sys.executable or "python3"], "bash": ["bash"], "direct": []}[kind]
-        label = {"python": ["python"], "bash": ["bash"], "direct": []}[kind]
-        return [*prefix, str(path), *extra], shlex.join([*label, shown, *extra])
+        return path, kind
 
 
 def _has_shebang(path: Path) -> bool:
@@ -176,8 +218,16 @@ def _has_shebang(path: Path) -> bool:
         return False
 
 
-def _pid(args: dict[str, Any]) -> int:
-    return int(args["pid"])
+PID_SCHEMA = {"type": ["integer", "string"],
+              "description": "The pid ExecuteScript returned, or the id of a Ray job ('ray-...')."}
+
+
+def _pid(args: dict[str, Any]) -> int | str:
+    """A local pid (an integer, also when written as digits) or a Ray job id (any other string)."""
+    value = args["pid"]
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value)
+    return value.strip() if isinstance(value, str) else int(value)
 
 
 class CheckProcess(Tool):
@@ -185,11 +235,12 @@ class CheckProcess(Tool):
     description = (
         "Status of a background process started by ExecuteScript: running or exited (with exit code), runtime, "
         "CPU % and memory (RSS) of it and all its children, its output line count and the last `tail_lines` lines "
-        "of its output. Omit `pid` to list every process of this session."
+        "of its output. For a Ray job: Ray's status, runtime, the cluster's resource use and the log tail. "
+        "Omit `pid` to list every process and Ray job of this session."
     )
     parameters = _schema(
         {
-            "pid": {"type": "integer", "description": "The pid ExecuteScript returned."},
+            "pid": PID_SCHEMA,
             "tail_lines": {"type": "integer", "minimum": 0, "maximum": 500, "default": 50,
                            "description": "How many of the last output lines to show."},
         },
@@ -197,20 +248,35 @@ class CheckProcess(Tool):
     )
 
     async def run(self, args: dict[str, Any], ctx: ToolContext) -> ToolResult:
-        table = _table(ctx)
         tail = args.get("tail_lines", 50)
         if "pid" not in args:
-            infos = await asyncio.to_thread(table.snapshot, 1)
-            if not infos:
-                return ToolResult("No background processes in this session yet (start one with ExecuteScript).")
-            rows = [f"pid {i['pid']}: {_state(i)} · {i['command']}"
-                    + (f"\n    last: {i['tail'][-1]}" if i["tail"] else "") for i in infos]
-            return ToolResult("\n".join(rows), data={"processes": [_data(i) for i in infos]})
+            return await self._list(ctx)
+        pid = _pid(args)
+        if isinstance(pid, str):
+            try:
+                info = await _ray_table(ctx).check(pid, tail)
+            except RayJobError as exc:
+                raise ToolError(str(exc)) from exc
+            return ToolResult(format_ray_check(info, tail), is_error=bool(info["stale"]), data=_data(info))
+        table = _table(ctx)
         try:
-            info = await asyncio.to_thread(table.check, _pid(args), tail)
+            info = await asyncio.to_thread(table.check, pid, tail)
         except ProcessError as exc:
             raise ToolError(str(exc)) from exc
         return ToolResult(format_check(info, tail), data=_data(info))
+
+    @staticmethod
+    async def _list(ctx: ToolContext) -> ToolResult:
+        ray_table = ctx.services.get("ray_jobs")
+        local = _table(ctx) if ray_table is None else ctx.services.get("processes")
+        infos = await asyncio.to_thread(local.snapshot, 1) if local is not None else []
+        jobs = await ray_table.snapshot(1) if ray_table is not None else []
+        if not infos and not jobs:
+            return ToolResult("No background processes in this session yet (start one with ExecuteScript).")
+        rows = [f"pid {i['pid']}: {process_state(i)} · {i['command']}"
+                + (f"\n    last: {i['tail'][-1]}" if i["tail"] else "") for i in infos]
+        rows += [ray_row(j) for j in jobs]
+        return ToolResult("\n".join(rows), data={"processes": [_data(i) for i in infos + jobs]})
 
 
 class InterruptProcess(Tool):
@@ -218,20 +284,28 @@ class InterruptProcess(Tool):
     description = (
         "Stop a background process started by ExecuteScript, with everything it started: SIGINT (Python raises "
         "KeyboardInterrupt, so scripts can save and exit cleanly), then SIGTERM, then SIGKILL, each after a grace "
-        "period. force=true sends SIGKILL at once. Only processes of this session can be stopped."
+        "period. force=true sends SIGKILL at once. A Ray job ('ray-...') is stopped by Ray (SIGTERM to its driver, "
+        "SIGKILL if it lingers). Only processes and jobs of this session can be stopped."
     )
     parameters = _schema(
         {
-            "pid": {"type": "integer", "description": "The pid ExecuteScript returned."},
-            "force": {"type": "boolean", "default": False, "description": "Kill at once (SIGKILL)."},
+            "pid": PID_SCHEMA,
+            "force": {"type": "boolean", "default": False, "description": "Kill at once (SIGKILL); local only."},
         },
         ["pid"],
     )
 
     async def run(self, args: dict[str, Any], ctx: ToolContext) -> ToolResult:
-        table = _table(ctx)
+        pid = _pid(args)
+        if isinstance(pid, str):
+            try:
+                res = await _ray_table(ctx).stop(pid)
+            except RayJobError as exc:
+                raise ToolError(str(exc)) from exc
+            text, failed = format_ray_stop(res)
+            return ToolResult(text, is_error=failed, data=_data(res))
         try:
-            res = await table.interrupt(_pid(args), force=bool(args.get("force")))
+            res = await _table(ctx).interrupt(pid, force=bool(args.get("force")))
         except ProcessError as exc:
             raise ToolError(str(exc)) from exc
         pid, code = res["pid"], res["exit_code"]
@@ -246,11 +320,21 @@ class InterruptProcess(Tool):
             )
         else:
             lead = f"exit code {code}" if res["was_running"] else "its main process had already exited"
-            text = (f"pid {pid} stopped: {res['signal']} ended it after {_duration(res['runtime_s'])} ({lead}). "
+            text = (f"pid {pid} stopped: {res['signal']} ended it after {duration(res['runtime_s'])} ({lead}). "
                     f"Nothing of it is left running. Its output stays in {res['log_path']}.")
         return ToolResult(text, data=_data(res))
 
 
-def script_tools() -> list[Tool]:
-    """One instance of each script tool, ready for a :class:`ToolRegistry`."""
-    return [ExecuteScript(), CheckProcess(), InterruptProcess()]
+async def interrupt_any(processes: ProcessTable, ray_jobs: RayJobTable | None, pid: str,
+                        force: bool = False) -> dict[str, Any]:
+    """The sidebar's stop button: a local pid (digits) or a Ray job id. Raises ProcessError or RayJobError."""
+    if pid.isdigit():
+        return await processes.interrupt(int(pid), force=force)
+    if ray_jobs is None:
+        raise ProcessError(f"{pid!r} is not a process of this session")
+    return await ray_jobs.stop(pid)
+
+
+def script_tools(ray_address: str | None = None) -> list[Tool]:
+    """One instance of each script tool, ready for a :class:`ToolRegistry`; Ray is offered when it is configured."""
+    return [ExecuteScript(ray_address), CheckProcess(), InterruptProcess()]

@@ -5,7 +5,9 @@ Three sources, each the authority on its part:
   mtime scan of the workspace sees change on disk between turns (``refresh``): a user editing a file
   or a script writing results shows up too;
 - notebooks: the notebook host's live view (kernel status, execution count, cells);
-- processes: the session's process table (status, CPU, memory, output tail).
+- processes: the session's process table (status, CPU, memory, output tail) and, when a Ray cluster is
+  configured, its Ray job table (Ray's status, output tail, cluster use), side by side: each row says its
+  ``target`` ("local" or "ray"); a Ray job's ``pid`` is its job id.
 
 ``summary()`` is the compact text the agent gets at the start of every turn (attached to the
 user's message rather than the system prompt, so providers' prompt caches stay valid).
@@ -34,10 +36,12 @@ class FileChange:
 
 
 class WorkspaceState:
-    def __init__(self, root: Path, host: Any = None, processes: Any = None, max_scan_files: int = 20_000) -> None:
+    def __init__(self, root: Path, host: Any = None, processes: Any = None, max_scan_files: int = 20_000,
+                 ray_jobs: Any = None) -> None:
         self.root = Path(root)
         self.host = host
         self.processes = processes
+        self.ray_jobs = ray_jobs
         self.max_scan_files = max_scan_files
         self.started_at = time.time()
         self.changes: dict[str, FileChange] = {}
@@ -128,8 +132,10 @@ class WorkspaceState:
             by_path[path] = {**by_path.get(path, {}), **state, "notebook": path}
         return list(by_path.values())
 
-    def process_states(self) -> list[dict[str, Any]]:
-        return list(self.processes.snapshot()) if self.processes is not None else []
+    async def process_states(self) -> list[dict[str, Any]]:
+        """Local processes, then Ray jobs (refreshed with a bounded wait: a slow cluster shows its last state)."""
+        local = [{**p, "target": "local"} for p in self.processes.snapshot()] if self.processes is not None else []
+        return local + (await self.ray_jobs.snapshot() if self.ray_jobs is not None else [])
 
     async def to_json(self) -> dict[str, Any]:
         return {
@@ -138,7 +144,7 @@ class WorkspaceState:
             "files": {"count": len(self._snapshot or {}), "truncated": self.scan_truncated},
             "changes": [asdict(c) for c in sorted(self.changes.values(), key=lambda c: -c.at)],
             "notebooks": await self.notebook_states(),
-            "processes": self.process_states(),
+            "processes": await self.process_states(),
         }
 
     async def summary(self, max_changes: int = 20) -> str:
@@ -155,13 +161,15 @@ class WorkspaceState:
                 f"Notebook {nb['notebook']}: kernel {nb.get('kernel_status', 'not started')}, "
                 f"{nb.get('cell_count', '?')} cells, execution count {nb.get('execution_count', 0)}."
             )
-        for proc in self.process_states():
+        for proc in await self.process_states():
             tail = (proc.get("tail") or [""])[-1] if isinstance(proc.get("tail"), list) else ""
+            kind = "Ray job" if proc.get("target") == "ray" else "Process"
             lines.append(
-                f"Process {proc.get('pid')} ({proc.get('command', '')[:60]}): {proc.get('status')}"
+                f"{kind} {proc.get('pid')} ({proc.get('command', '')[:60]}): {proc.get('status')}"
                 + (f", cpu {proc['cpu_percent']:.0f}%" if proc.get("cpu_percent") is not None else "")
                 + (f", rss {proc['rss_mb']:.0f} MB" if proc.get("rss_mb") is not None else "")
                 + (f", last output: {tail[:120]}" if tail else "")
+                + (" (last known status: the Ray cluster did not answer)" if proc.get("stale") else "")
             )
         return "\n".join(lines)
 

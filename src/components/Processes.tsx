@@ -1,9 +1,9 @@
 import { caretDownIcon, caretRightIcon, refreshIcon, ToolbarButtonComponent } from '@jupyterlab/ui-components';
 import React, { useEffect, useState } from 'react';
 
-import { INotebookState, IProcessState } from '../api';
+import { INotebookState } from '../api';
 import { formatDuration, formatMegabytes } from '../format';
-import { IWorkspaceView, WorkspaceModel } from '../workspace';
+import { formatCluster, IJobState, isActive, IWorkspaceView, jobsOf, WorkspaceModel } from '../workspace';
 
 function useWorkspace(model: WorkspaceModel): IWorkspaceView {
   const [view, setView] = useState(model.view);
@@ -18,27 +18,41 @@ function useWorkspace(model: WorkspaceModel): IWorkspaceView {
   return view;
 }
 
-function ProcessRow(props: { proc: IProcessState; interrupting: boolean; onInterrupt: () => void }): JSX.Element {
+function ProcessRow(props: { proc: IJobState; interrupting: boolean; onInterrupt: () => void }): JSX.Element {
   const { proc, interrupting, onInterrupt } = props;
-  const running = proc.status === 'running';
+  const running = isActive(proc);
+  const ray = proc.target === 'ray';
   const facts = [
-    proc.cpu_percent !== null && running ? `CPU ${Math.round(proc.cpu_percent)}%` : '',
+    typeof proc.cpu_percent === 'number' && running ? `CPU ${Math.round(proc.cpu_percent)}%` : '',
     running ? formatMegabytes(proc.rss_mb) : '',
+    ray && running && proc.cluster ? `cluster ${formatCluster(proc.cluster)}` : '',
     formatDuration(proc.runtime_s),
     typeof proc.output_lines === 'number' ? `${proc.output_lines.toLocaleString()} lines` : '',
-    !running && proc.exit_code !== null ? `exit ${proc.exit_code}` : ''
+    !running && proc.exit_code !== null && proc.exit_code !== undefined ? `exit ${proc.exit_code}` : ''
   ].filter(Boolean);
   const tail = (proc.tail ?? []).join('\n').trimEnd();
+  const where = ray ? `Ray job on ${proc.address ?? 'the cluster'}` : `pid ${proc.pid}`;
   return (
-    <div className={`jp-IDEAgent-process jp-mod-${proc.status}`} data-pid={proc.pid}>
+    <div className={`jp-IDEAgent-process jp-mod-${proc.status}`} data-pid={proc.pid} data-target={proc.target ?? 'local'}>
       <div className="jp-IDEAgent-processHeader">
+        {ray && (
+          <span className="jp-IDEAgent-ensembleBadge jp-IDEAgent-rayBadge" title={where}>
+            ray
+          </span>
+        )}
         <span className="jp-IDEAgent-processStatus">{proc.status}</span>
-        <code className="jp-IDEAgent-processCommand" title={`${proc.command}\npid ${proc.pid}${proc.cwd ? `, in ${proc.cwd}` : ''}`}>
+        <code className="jp-IDEAgent-processCommand" title={`${proc.command}\n${where}${proc.cwd ? `, in ${proc.cwd}` : ''}`}>
           {proc.command}
         </code>
       </div>
       <div className="jp-IDEAgent-processFacts">
-        <span>pid {proc.pid}</span>
+        {ray && proc.dashboard_url ? (
+          <a href={proc.dashboard_url} target="_blank" rel="noopener noreferrer" title="Open it on the Ray dashboard">
+            {proc.pid}
+          </a>
+        ) : (
+          <span>pid {proc.pid}</span>
+        )}
         {facts.map(f => (
           <span key={f}>{f}</span>
         ))}
@@ -48,12 +62,24 @@ function ProcessRow(props: { proc: IProcessState; interrupting: boolean; onInter
             className="jp-IDEAgent-interrupt jp-mod-styled jp-mod-warn"
             disabled={interrupting}
             onClick={onInterrupt}
-            title="SIGINT, then SIGTERM, then SIGKILL to the whole process group"
+            title={
+              ray
+                ? 'Stop the Ray job (Ray sends its driver SIGTERM, then SIGKILL)'
+                : 'SIGINT, then SIGTERM, then SIGKILL to the whole process group'
+            }
           >
             {interrupting ? 'Interrupting…' : 'Interrupt'}
           </button>
         )}
       </div>
+      {proc.stale && (
+        <div className="jp-IDEAgent-processesError" title={proc.stale}>
+          The cluster did not answer; this is the last known state.
+        </div>
+      )}
+      {ray && proc.status === 'failed' && !tail && proc.message && (
+        <pre className="jp-IDEAgent-processTail">{proc.message}</pre>
+      )}
       {tail && <pre className="jp-IDEAgent-processTail">{tail}</pre>}
     </div>
   );
@@ -78,7 +104,7 @@ function NotebookRow(props: { nb: INotebookState }): JSX.Element {
 }
 
 /**
- * The workspace at a glance: the session's background scripts (CPU, memory,
+ * The workspace at a glance: the session's background scripts and Ray jobs (CPU, memory,
  * runtime, output tail, Interrupt) and the notebooks the agent works in with
  * their kernel state. Collapsed to one summary line by default.
  */
@@ -86,9 +112,9 @@ export function ProcessesPanel(props: { model: WorkspaceModel }): JSX.Element {
   const { model } = props;
   const view = useWorkspace(model);
   const [open, setOpen] = useState(false);
-  const processes = view.state?.processes ?? [];
+  const processes = jobsOf(view.state);
   const notebooks = view.state?.notebooks ?? [];
-  const running = processes.filter(p => p.status === 'running').length;
+  const running = processes.filter(isActive).length;
 
   useEffect(() => {
     model.setExpanded(open);
@@ -96,7 +122,7 @@ export function ProcessesPanel(props: { model: WorkspaceModel }): JSX.Element {
 
   // newest first: a finished script sinks below the running ones
   const sorted = [...processes].sort(
-    (a, b) => Number(b.status === 'running') - Number(a.status === 'running') || (b.started ?? 0) - (a.started ?? 0)
+    (a, b) => Number(isActive(b)) - Number(isActive(a)) || (b.started ?? 0) - (a.started ?? 0)
   );
   const summary = [
     running ? `${running} running` : processes.length ? `${processes.length} finished` : 'no scripts',
@@ -126,7 +152,7 @@ export function ProcessesPanel(props: { model: WorkspaceModel }): JSX.Element {
           {sorted.length === 0 && <div className="jp-IDEAgent-processesEmpty">No scripts started in this session.</div>}
           {sorted.map(proc => (
             <ProcessRow
-              key={proc.pid}
+              key={String(proc.pid)}
               proc={proc}
               interrupting={view.interrupting.includes(proc.pid)}
               onInterrupt={() => void model.interrupt(proc.pid)}
