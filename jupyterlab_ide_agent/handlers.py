@@ -20,11 +20,16 @@ from tornado import web, websocket
 
 from .agent.approval import DECISIONS
 from .agent.approval import MODES as APPROVAL_MODES
+from .agent.attachments import parse_attachments
 from .agent.loop import IDEAgent
 from .agent.session import AgentSession, SessionManager, SessionNotFound
 from .memory.store import StoreError
 from .tools.base import ToolError
+from .tools.scripts import interrupt_any
+from .workspace.files import MAX_LIMIT as FILES_MAX_LIMIT
+from .workspace.files import FileIndex
 from .workspace.processes import ProcessError
+from .workspace.ray_jobs import RayJobError, RayJobNotFound
 
 AUTH_RESOURCE = "ide-agent"
 SESSION_ID = r"(?P<session_id>[^/]+)"
@@ -32,6 +37,13 @@ SESSION_ID = r"(?P<session_id>[^/]+)"
 
 class _Base(APIHandler):
     auth_resource = AUTH_RESOURCE
+
+    async def prepare(self) -> None:  # type: ignore[override]
+        await super().prepare()
+        # every route, whether or not it reads its body: an oversized request is refused up front
+        limit = self.settings["ide_agent_max_message_bytes"]
+        if len(self.request.body or b"") > limit:
+            raise web.HTTPError(413, f"Request body is larger than {limit} bytes")
 
     @property
     def sessions(self) -> SessionManager:
@@ -151,7 +163,7 @@ class WorkspaceHandler(_Base):
 
 
 class InterruptProcessHandler(_Base):
-    """Interrupt one of the session's background processes (the sidebar's stop button)."""
+    """Interrupt one of the session's background processes or Ray jobs (the sidebar's stop button)."""
 
     @web.authenticated
     @authorized
@@ -159,10 +171,13 @@ class InterruptProcessHandler(_Base):
         agent = self.session_or_404(session_id).agent
         force = bool(self.json_body().get("force", False))
         try:
-            result = await agent.processes.interrupt(int(pid), force=force)
-        except ProcessError as exc:
+            result = await interrupt_any(agent.processes, agent.ray_jobs, pid, force=force)
+        except (ProcessError, RayJobNotFound) as exc:
             raise web.HTTPError(404, str(exc)) from None
-        self.finish(result)
+        except RayJobError as exc:  # the cluster did not answer or refused
+            raise web.HTTPError(502, str(exc)) from None
+        self.set_header("Content-Type", "application/json")  # a Ray job's reply carries its log tail: redacted
+        self.finish(agent.pool.redact(json.dumps(result, default=str)))
 
 
 def parse_consultation(body: dict[str, Any]) -> tuple[str, str | None, list[str] | None]:
@@ -247,6 +262,12 @@ class StreamHandler(WebSocketMixin, websocket.WebSocketHandler, JupyterHandler):
                 return self._reject("A prompt needs a non-empty 'text' string.")
             if context is not None and not isinstance(context, dict):
                 return self._reject("'context' must be an object.")
+            if context is not None and "attachments" in context:
+                try:
+                    refs = parse_attachments(context["attachments"])
+                    context = {**context, "attachments": [ref.to_json() for ref in refs]}
+                except ValueError as exc:
+                    return self._reject(f"'context.attachments': {exc}")
             if mode is not None and mode not in APPROVAL_MODES:
                 return self._reject(f"'approval_mode' must be one of {list(APPROVAL_MODES)}.")
             model = data.get("model") or None
@@ -317,12 +338,114 @@ def route_handlers() -> list[tuple[str, type]]:
     base = "ide-agent"
     return [
         (url_path_join(base, "status"), StatusHandler),
+        (url_path_join(base, "mcp"), McpServersHandler),
+        (url_path_join(base, "mcp", MCP_SERVER), McpServerHandler),
+        (url_path_join(base, "mcp", MCP_SERVER, "connect"), McpConnectHandler),
+        (url_path_join(base, "files"), FilesHandler),
+        (url_path_join(base, "sessions", SESSION_ID, "rules"), RulesHandler),
         (url_path_join(base, "sessions"), SessionsHandler),
         (url_path_join(base, "sessions", SESSION_ID), SessionHandler),
         (url_path_join(base, "sessions", SESSION_ID, "events"), EventsHandler),
         (url_path_join(base, "sessions", SESSION_ID, "stream"), StreamHandler),
         (url_path_join(base, "sessions", SESSION_ID, "workspace"), WorkspaceHandler),
         (url_path_join(base, "sessions", SESSION_ID, "ensemble"), EnsembleHandler),
-        (url_path_join(base, "sessions", SESSION_ID, "processes", r"(?P<pid>\d+)", "interrupt"),
+        (url_path_join(base, "sessions", SESSION_ID, "processes", r"(?P<pid>[\w.-]+)", "interrupt"),
          InterruptProcessHandler),
     ]
+
+
+class RulesHandler(_Base):
+    """The rule files the session's next turn would read (the sidebar's "Rules" indicator): paths,
+    scopes and sizes, never their text. ``?path=`` asks for the AGENTS.md nearest to that notebook
+    or file; without it, the context of the session's last prompt is used."""
+
+    @web.authenticated
+    @authorized
+    async def get(self, session_id: str) -> None:
+        agent = self.session_or_404(session_id).agent
+        path = self.get_argument("path", None)
+        context = {"file": path} if path else agent.rules.last_context
+        self.set_header("Content-Type", "application/json")
+        self.finish(agent.pool.redact(json.dumps(agent.rules.current(context).to_json())))
+
+
+class FilesHandler(_Base):
+    """``GET files?q=&limit=50``: the workspace's files and notebooks, ranked for the prompt's ``@`` completion."""
+
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        query = self.get_argument("q", "")
+        if len(query) > 500:
+            raise web.HTTPError(400, "q must be at most 500 characters")
+        try:
+            limit = int(self.get_argument("limit", "50"))
+        except ValueError:
+            raise web.HTTPError(400, "limit must be an integer") from None
+        if not 1 <= limit <= FILES_MAX_LIMIT:
+            raise web.HTTPError(400, f"limit must be between 1 and {FILES_MAX_LIMIT}")
+        index = self.settings.get("ide_agent_file_index")
+        if index is None:  # one cached listing per server, built on first use
+            index = self.settings["ide_agent_file_index"] = FileIndex(self.sessions.workspace_dir)
+        self.finish(await index.search(query, limit))
+
+
+MCP_SERVER = r"(?P<name>[^/]+)"
+
+
+class _McpBase(_Base):
+    """The MCP servers of this Jupyter server (one manager shared by every session)."""
+
+    @property
+    def mcp(self) -> Any:
+        return self.settings["ide_agent_mcp"]
+
+    def finish_redacted(self, data: dict[str, Any]) -> None:
+        self.set_header("Content-Type", "application/json")
+        self.finish(self.sessions.pool.redact(json.dumps(data)))
+
+
+class McpServersHandler(_McpBase):
+    """GET: every configured server: name, transport, command or URL (no query), source, on/off,
+    state, last error and tools. Env and header values never appear. Starts nothing."""
+
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        self.finish_redacted(self.mcp.listing())
+
+
+class McpServerHandler(_McpBase):
+    """PATCH ``{"enabled": bool}``: turn a server on or off for this user (kept across restarts).
+    Off stops it, and its tools leave every session's registry before the next model step."""
+
+    @web.authenticated
+    @authorized
+    async def patch(self, name: str) -> None:
+        enabled = self.json_body().get("enabled")
+        if not isinstance(enabled, bool):
+            raise web.HTTPError(400, "'enabled' must be true or false")
+        try:
+            row = await self.mcp.set_enabled(name, enabled)
+        except KeyError:
+            raise web.HTTPError(404, f"No MCP server {name!r}") from None
+        except ValueError as exc:
+            raise web.HTTPError(400, str(exc)) from None
+        except OSError as exc:
+            raise web.HTTPError(500, f"Could not save the MCP server switch: {exc.strerror or exc}") from None
+        self.finish_redacted(row)
+
+
+class McpConnectHandler(_McpBase):
+    """POST: start (or restart) one server now and list its tools; a failure shows in ``error``."""
+
+    @web.authenticated
+    @authorized
+    async def post(self, name: str) -> None:
+        try:
+            row = await self.mcp.connect(name)
+        except KeyError:
+            raise web.HTTPError(404, f"No MCP server {name!r}") from None
+        except ValueError as exc:
+            raise web.HTTPError(400, str(exc)) from None
+        self.finish_redacted(row)

@@ -7,6 +7,8 @@
 import { URLExt } from '@jupyterlab/coreutils';
 import { ServerConnection } from '@jupyterlab/services';
 
+import { IFileSearch } from './attachments';
+
 export const API_NAMESPACE = 'ide-agent';
 
 export interface IProviderStatus {
@@ -43,7 +45,8 @@ export interface ISession {
 
 /** One background command of the session (workspace/processes.py `check`). */
 export interface IProcessState {
-  pid: number;
+  /** A local process's pid, or a Ray job's id ("ray-..."). */
+  pid: number | string;
   command: string;
   cwd?: string;
   /** running | exited | interrupted | killed */
@@ -104,6 +107,11 @@ export class AgentApi {
     return this._request<IStatus>('status');
   }
 
+  /** GET files?q=: the workspace's files and notebooks for the prompt's `@` completion, best match first. */
+  searchFiles(query: string, limit = 50): Promise<IFileSearch> {
+    return this._request<IFileSearch>(`files?q=${encodeURIComponent(query)}&limit=${limit}`);
+  }
+
   async listSessions(): Promise<ISession[]> {
     const reply = await this._request<{ sessions: ISession[] }>('sessions');
     return reply.sessions;
@@ -137,8 +145,13 @@ export class AgentApi {
     return this._request<IWorkspaceState>(URLExt.join('sessions', encodeURIComponent(id), 'workspace'));
   }
 
+  /** GET sessions/{id}/rules: the rule files the next turn reads (parse with `parseRules`, src/rules.ts). */
+  rules(id: string): Promise<unknown> {
+    return this._request<unknown>(URLExt.join('sessions', encodeURIComponent(id), 'rules'));
+  }
+
   /** SIGINT, then SIGTERM, then SIGKILL (the server's grace periods); `force`: SIGKILL at once. */
-  interruptProcess(id: string, pid: number, force = false): Promise<IProcessState> {
+  interruptProcess(id: string, pid: number | string, force = false): Promise<IProcessState> {
     return this._request<IProcessState>(
       URLExt.join('sessions', encodeURIComponent(id), 'processes', String(pid), 'interrupt'),
       { method: 'POST', body: JSON.stringify({ force }) }

@@ -5,7 +5,9 @@
  */
 import { JupyterFrontEnd } from '@jupyterlab/application';
 import { ICommandPalette, Notification } from '@jupyterlab/apputils';
-import { INotebookTracker } from '@jupyterlab/notebook';
+import { INotebookTracker, NotebookPanel } from '@jupyterlab/notebook';
+
+import { INotebookOffer } from './attachments';
 
 import { pendingApprovals } from './events';
 import { agentIcon } from './icon';
@@ -16,6 +18,21 @@ import { AgentSidebar } from './widget';
 
 const CATEGORY = 'IDE Agent';
 const CELL_SELECTOR = '.jp-Notebook .jp-Cell';
+const ATTACH_NOTEBOOK = 'ide-agent:attach-notebook';
+
+/** The current notebook and its selected cells (the active one when none is selected), for the prompt's buttons. */
+function notebookOffer(tracker: INotebookTracker): INotebookOffer | null {
+  const panel = tracker.currentWidget;
+  if (!panel) {
+    return null;
+  }
+  const cells = selectedCells(tracker)?.cells ?? [];
+  return {
+    path: panel.context.path,
+    cellIds: cells.map(cell => cell.model.id),
+    firstIndex: cells.length ? panel.content.widgets.indexOf(cells[0]) : 0
+  };
+}
 
 export function registerCommands(
   app: JupyterFrontEnd,
@@ -125,6 +142,21 @@ export function registerCommands(
     }
   });
 
+  commands.addCommand(ATTACH_NOTEBOOK, {
+    label: 'IDE Agent: Attach the Notebook to the Prompt',
+    caption: 'Attach the current notebook (its cells, with outputs trimmed) to your next request to the agent',
+    icon: agentIcon,
+    isEnabled: () => !!tracker?.currentWidget,
+    execute: async () => {
+      const panel = tracker?.currentWidget;
+      if (!panel || !(await ready())) {
+        return;
+      }
+      model.attach.add({ type: 'notebook', path: panel.context.path });
+      open();
+    }
+  });
+
   commands.addCommand(CommandIDs.stop, {
     label: 'IDE Agent: Stop',
     caption: 'Stop the running turn and consultations',
@@ -132,7 +164,7 @@ export function registerCommands(
     execute: () => model.cancel()
   });
 
-  for (const command of Object.values(CommandIDs)) {
+  for (const command of [...Object.values(CommandIDs), ATTACH_NOTEBOOK]) {
     palette?.addItem({ command, category: CATEGORY });
   }
 
@@ -141,6 +173,22 @@ export function registerCommands(
     (command, i) => app.contextMenu.addItem({ command, selector: CELL_SELECTOR, rank: 60.1 + i / 10 })
   );
   app.contextMenu.addItem({ command: CommandIDs.consultSelection, selector: '.jp-FileEditor', rank: 60 });
+  app.contextMenu.addItem({ command: ATTACH_NOTEBOOK, selector: CELL_SELECTOR, rank: 60.5 });
+
+  // The prompt's "Attach notebook" / "Attach N selected cells" follow the current notebook and its selection.
+  if (tracker) {
+    const offer = (): void => model.setNotebookOffer(notebookOffer(tracker));
+    let watched: NotebookPanel | null = null;
+    tracker.currentChanged.connect((_, panel) => {
+      watched?.context.pathChanged.disconnect(offer);
+      watched = panel;
+      panel?.context.pathChanged.connect(offer);
+      offer();
+    });
+    tracker.activeCellChanged.connect(offer);
+    tracker.selectionChanged.connect(offer);
+    offer();
+  }
 
   // Stop's and the ensemble command's state follow the model: tell the menus
   // when they change (not at every streamed token).

@@ -3,6 +3,7 @@
  * and the plain-text form the ensemble's `context` string takes. Pure, no
  * JupyterLab imports (unit tested).
  */
+import { IAttachedContext } from './attachments';
 import { ICellContext, IPromptContext } from './tokens';
 
 function basename(path: string): string {
@@ -69,6 +70,11 @@ export function contextAsText(context: IPromptContext | null | undefined): strin
   }
   if (context.selection) {
     parts.push(`Selected text:\n${fence(context.selection)}`);
+  }
+  // the ensemble's API takes text only: name what the user attached (the agent is sent the content)
+  const attached = (context as IAttachedContext).attachments ?? [];
+  if (attached.length) {
+    parts.push(`Files the user points at: ${attached.map(a => a.path).join(', ')}`);
   }
   return parts.length ? parts.join('\n\n') : undefined;
 }

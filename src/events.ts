@@ -14,6 +14,7 @@
  * This module imports nothing from JupyterLab so it can be unit tested in
  * plain Node.
  */
+import { attachmentsOf, IAttachment } from './attachments';
 import {
   applyMember,
   applyVerdict,
@@ -22,6 +23,7 @@ import {
   isPending,
   newConsultation
 } from './ensemble';
+import { IActiveRules, parseRules } from './rules';
 
 export interface IBaseEvent {
   type: string;
@@ -40,6 +42,8 @@ export interface IUserItem {
   text: string;
   /** The editor context sent with the prompt ({notebook, cells}), if any. */
   context: Record<string, unknown> | null;
+  /** The files and notebooks attached to it (as the server read them: size, note, refused). */
+  attachments: IAttachment[];
 }
 
 export interface ITextItem {
@@ -165,6 +169,8 @@ export interface IConversationState {
   totals: ISessionTotals;
   /** The session's cost so far (main model + ensemble); null before anything was spent. */
   sessionCostUsd: number | null;
+  /** The rule files of the latest `rules` event (sent when the set changes). */
+  rules?: IActiveRules | null;
 }
 
 export const EMPTY_TOTALS: ISessionTotals = Object.freeze({
@@ -255,7 +261,7 @@ export function reduce(state: IConversationState, event: IBaseEvent): IConversat
   switch (event.type) {
     case 'user_message': {
       const context = event.context && typeof event.context === 'object' ? (event.context as Record<string, unknown>) : null;
-      return pushItem(base, turnId, { kind: 'user', seq, text: str(event.text), context });
+      return pushItem(base, turnId, { kind: 'user', seq, text: str(event.text), context, attachments: attachmentsOf(context) });
     }
     case 'text_delta':
       return appendDelta(base, turnId, 'text', seq, str(event.text));
@@ -314,6 +320,10 @@ export function reduce(state: IConversationState, event: IBaseEvent): IConversat
         }
       }
       return pushItem(base, turnId, item);
+    }
+    case 'rules': {
+      const rules = parseRules(event, seq);
+      return rules ? { ...base, rules } : base;
     }
     case 'queued':
       return pushItem(base, turnId, { kind: 'queued', seq, text: str(event.text) });

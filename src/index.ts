@@ -45,6 +45,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
 
     // The keyboard shortcut of ide-agent:open is declared in schema/plugin.json
     // ("jupyter.lab.shortcuts") so users can change it in the shortcut editor.
+    model.openFile = path => void app.commands.execute('docmanager:open', { path });
     registerCommands(app, model, sidebar, tracker, palette);
 
     if (settingRegistry) {

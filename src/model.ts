@@ -7,8 +7,18 @@
 import { ISignal, Signal } from '@lumino/signaling';
 
 import { AgentApi, ApiError, ISession, IStatus } from './api';
+import {
+  addAttachment,
+  IAttachActions,
+  IAttachedContext,
+  IAttachment,
+  INotebookOffer,
+  removeAttachment,
+  wireContext
+} from './attachments';
 import { contextAsText } from './context';
 import { EMPTY_STATE, IBaseEvent, IConversationState, isRunning, reduceAll } from './events';
+import { IActiveRules, parseRules } from './rules';
 import { ConnectionStatus, SessionStream } from './stream';
 import { DEFAULT_SETTINGS, IAgentSettings, IPromptContext } from './tokens';
 import { WorkspaceModel } from './workspace';
@@ -33,12 +43,16 @@ export interface IAgentViewState {
   stopping: boolean;
   /** A prompt sent while the server had not echoed any event yet. */
   awaitingEcho: boolean;
-  /** Context attached by a command ("ask about the selected cells"), sent with the next request. */
-  context: IPromptContext | null;
+  /** Context attached by a command ("ask about the selected cells") and the attachments (chips), sent with the next request. */
+  context: IAttachedContext | null;
+  /** The current notebook and its selected cells, for the prompt's one-click attach buttons. */
+  notebookOffer: INotebookOffer | null;
   mode: ComposeMode;
   /** Decisions sent for approval requests, until their tool_result arrives. */
   approvalsSent: Readonly<Record<string, 'run' | 'skip'>>;
   settings: IAgentSettings;
+  /** The session's rule files (REST when it opens, then each live `rules` event). */
+  rules: IActiveRules | null;
 }
 
 const STORAGE_PREFIX = 'jupyterlab-ide-agent:last-session:';
@@ -51,6 +65,16 @@ export class AgentModel {
   }
 
   readonly workspace: WorkspaceModel;
+
+  /** The prompt box's `@` completion and chips: files from the server, attachments kept in `state.context`. */
+  readonly attach: IAttachActions = {
+    search: query => this.api.searchFiles(query),
+    add: attachment => this._setAttachments(addAttachment(this._state.context?.attachments ?? [], attachment)),
+    remove: attachment => this._setAttachments(removeAttachment(this._state.context?.attachments ?? [], attachment))
+  };
+
+  /** Opens a root-relative path in JupyterLab (the plugin sets it: `docmanager:open`); null: not clickable. */
+  openFile: ((path: string) => void) | null = null;
 
   get state(): IAgentViewState {
     return this._state;
@@ -208,8 +232,9 @@ export class AgentModel {
     }
     const { settings } = this._state;
     const message: Record<string, unknown> = { type: 'prompt', text: trimmed, approval_mode: settings.approvalMode };
-    if (context && Object.keys(context).length) {
-      message.context = context;
+    const wire = wireContext(context);
+    if (wire) {
+      message.context = wire;
     }
     if (settings.mainModel) {
       message.model = settings.mainModel;
@@ -254,12 +279,43 @@ export class AgentModel {
     }
   }
 
+  /** Set (or clear, with null) the command's context; the attachments (chips) stay. */
   attachContext(context: IPromptContext | null, mode: ComposeMode = this._state.mode): void {
-    this._update({ context, mode: mode === 'ensemble' && !this._state.settings.ensemble ? 'agent' : mode });
+    const attachments = this._state.context?.attachments;
+    const next: IAttachedContext | null = attachments?.length ? { ...(context ?? {}), attachments } : context;
+    this._update({ context: next, mode: mode === 'ensemble' && !this._state.settings.ensemble ? 'agent' : mode });
+  }
+
+  /** The current notebook and its selected cells changed (the plugin follows the notebook tracker). */
+  setNotebookOffer(offer: INotebookOffer | null): void {
+    const now = this._state.notebookOffer;
+    const same =
+      now === offer ||
+      (now !== null && offer !== null && now.path === offer.path && now.firstIndex === offer.firstIndex &&
+        now.cellIds.join() === offer.cellIds.join());
+    if (!same) {
+      this._update({ notebookOffer: offer });
+    }
   }
 
   setMode(mode: ComposeMode): void {
     this._update({ mode: mode === 'ensemble' && !this._state.settings.ensemble ? 'agent' : mode });
+  }
+
+  /** Re-read the rule files the session's next turn will use (the header's "Rules" indicator). */
+  async refreshRules(): Promise<void> {
+    const id = this._state.session?.id;
+    if (!id) {
+      return;
+    }
+    try {
+      const rules = parseRules(await this.api.rules(id));
+      if (this._state.session?.id === id) {
+        this._update({ rules });
+      }
+    } catch {
+      // a server without the rules route: no indicator
+    }
   }
 
   reconnect(): void {
@@ -339,9 +395,11 @@ export class AgentModel {
       conversation: EMPTY_STATE,
       stopping: false,
       awaitingEcho: false,
-      approvalsSent: {}
+      approvalsSent: {},
+      rules: null
     });
     this.workspace.setSession(session.id);
+    void this.refreshRules();
     this._stream = new SessionStream({
       url: afterSeq => this.api.streamUrl(session.id, afterSeq),
       lastSeq: () => this._state.conversation.lastSeq,
@@ -409,9 +467,13 @@ export class AgentModel {
         delete approvalsSent[e.call_id];
       }
     }
+    // replayed `rules` events (seq up to the session's when it opened) are older than the REST answer
+    const rules = conversation.rules;
+    const liveRules = rules && rules !== before.rules && rules.seq > (this._state.session?.last_seq ?? 0);
     this._update({
       conversation,
       approvalsSent,
+      rules: liveRules ? rules : this._state.rules,
       stopping: running ? this._state.stopping : false,
       awaitingEcho: echoed ? false : this._state.awaitingEcho
     });
@@ -439,6 +501,12 @@ export class AgentModel {
     return consultations === after.consultations ? after : { ...after, consultations };
   }
 
+  private _setAttachments(attachments: IAttachment[]): void {
+    const { attachments: _old, ...rest } = this._state.context ?? {};
+    const context: IAttachedContext = attachments.length ? { ...rest, attachments } : rest;
+    this._update({ context: Object.keys(context).length ? context : null });
+  }
+
   private _closeStream(): void {
     this._stream?.dispose();
     this._stream = null;
@@ -461,9 +529,11 @@ export class AgentModel {
     stopping: false,
     awaitingEcho: false,
     context: null,
+    notebookOffer: null,
     mode: 'agent',
     approvalsSent: {},
-    settings: DEFAULT_SETTINGS
+    settings: DEFAULT_SETTINGS,
+    rules: null
   };
   private _stream: SessionStream | null = null;
   private _checking = false;

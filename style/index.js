@@ -1,3 +1,5 @@
 import './base.css';
 import './ensemble.css';
 import './panels.css';
+import './attachments.css';
+import './mcp.css';

@@ -51,6 +51,16 @@ def pytest_configure(config: pytest.Config) -> None:
     if not re.search(r"(?<!not )\blive\b", markexpr):
         for var in KEY_VARS:
             os.environ.pop(var, None)
+    # a developer's own per-user files (MCP servers, rule files, sessions) must not reach the tests:
+    # standalone agents read them from the Jupyter config and data dirs
+    import atexit
+    import shutil
+    import tempfile
+
+    home = tempfile.mkdtemp(prefix="ide-agent-tests-")
+    atexit.register(shutil.rmtree, home, True)
+    os.environ["JUPYTER_CONFIG_DIR"] = os.path.join(home, "config")
+    os.environ["JUPYTER_DATA_DIR"] = os.path.join(home, "data")
 
 
 @pytest.fixture(scope="session")

@@ -126,7 +126,8 @@ def routes(session_id: str, pid: str = "4242") -> list[tuple[str, str, type]]:
     """(method, path under the base URL, handler) for every method of every route of the extension."""
     out = []
     for pattern, handler in route_handlers():
-        path = pattern.replace(r"(?P<session_id>[^/]+)", session_id).replace(r"(?P<pid>\d+)", pid)
+        path = (pattern.replace(r"(?P<session_id>[^/]+)", session_id).replace(r"(?P<pid>[\w.-]+)", pid)
+                .replace(r"(?P<name>[^/]+)", "some-server"))
         assert "(" not in path, f"a route parameter this test does not know: {pattern}"
         for method in HTTP_METHODS:
             if method in vars(handler):

@@ -14,6 +14,7 @@ from typing import Any
 EVENT_TYPES = frozenset(
     {
         "user_message",  # text, context: the prompt that started a turn
+        "rules",  # rules [{path, scope, tokens, truncated, open_path}], warnings: the turn's rule files, when changed
         "queued",  # text: a prompt that waits for the running turn
         "text_delta",  # text
         "reasoning_delta",  # text

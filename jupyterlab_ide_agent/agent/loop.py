@@ -31,6 +31,7 @@ from ..ensemble import (
     synthesizer_from_config,
 )
 from ..host import LocalHost, NotebookHost
+from ..mcp import McpManager
 from ..memory.compactor import CompactionResult, Compactor
 from ..memory.tokens import context_window
 from ..prompts.generic_ide import GENERIC_IDE_PROMPT
@@ -52,8 +53,10 @@ from ..tools.files import file_tools
 from ..tools.notebook import notebook_tools
 from ..tools.scripts import script_tools
 from ..workspace.processes import ProcessTable
+from ..workspace.ray_jobs import RayJobTable
 from ..workspace.state import WorkspaceState
 from .approval import Approvals
+from .attachments import resolve_attachments
 from .coalesce import DeltaCoalescer
 from .events import EventStream
 from .messages import (
@@ -64,6 +67,7 @@ from .messages import (
     UserMessage,
     unanswered_calls,
 )
+from .rules import RuleBook
 from .settings import AgentSettings
 
 Event = dict[str, Any]
@@ -95,6 +99,7 @@ class IDEAgent(AgentSettings):
         provider_pool: ProviderPool | None = None,
         host: NotebookHost | None = None,
         processes: ProcessTable | None = None,
+        mcp: McpManager | None = None,
         last_seq: int = 0,
         **kwargs: Any,
     ) -> None:
@@ -111,7 +116,16 @@ class IDEAgent(AgentSettings):
         self._owns_host = host is None
         self.host = host or LocalHost(self.workspace_dir)
         self.processes = processes or ProcessTable(self.workspace_dir)
-        self.workspace = WorkspaceState(self.workspace_dir, self.host, self.processes)
+        # MCP servers: the Jupyter server's shared manager (the extension's), else the agent's own; lazy
+        shared_mcp = mcp or getattr(self.parent, "mcp_manager", None)
+        self._owns_mcp = shared_mcp is None
+        self.mcp = shared_mcp or McpManager.from_settings(self, cwd=self.workspace_dir, log=self.log)
+        # Ray jobs (ExecuteScript target="ray") when a cluster is configured; Ray itself is imported on first use
+        self.ray_jobs = RayJobTable(
+            self.ray_address, self.workspace_dir, self.session_id, timeout=self.ray_timeout,
+            upload_timeout=self.ray_upload_timeout, upload_working_dir=self.ray_upload_working_dir,
+            excludes=self.ray_excludes) if self.ray_address else None
+        self.workspace = WorkspaceState(self.workspace_dir, self.host, self.processes, ray_jobs=self.ray_jobs)
         self.tools = tools if tools is not None else self.default_tools()
         self.history: list[Message] = []
         self.events = EventStream(self.session_id, last_seq)
@@ -124,6 +138,8 @@ class IDEAgent(AgentSettings):
         self.approvals = Approvals()
         self._compactor: tuple[str, Compactor] | None = None
         self._last_input_tokens: int | None = None  # the main model's last reported prompt size
+        self.rules = RuleBook(self)  # user rule files and AGENTS.md, read into each turn's system prompt
+        self.turn_system_prompt = self.system_prompt
 
     # --- public API ----------------------------------------------------------------------
     @property
@@ -148,15 +164,20 @@ class IDEAgent(AgentSettings):
         (its kernels when standalone, its provider clients when not shared)."""
         self.cancel()
         await self.processes.stop_all()
+        if self.ray_jobs is not None:
+            self.ray_jobs.close()  # its jobs keep running on the cluster: a training run may outlive the chat
         if self._owns_host:
             await self.host.shutdown()
         if self._owns_pool:
             await self.pool.aclose()
+        if self._owns_mcp:
+            await self.mcp.aclose()
 
     def default_tools(self) -> ToolRegistry:
         """Files, notebooks, background scripts and (unless disabled) the ensemble."""
         tools = file_tools() + notebook_tools(self.cell_timeout, self.max_cell_timeout,
-                                                     send_images=self.send_images_to_model) + script_tools()
+                                                     send_images=self.send_images_to_model)
+        tools += script_tools(self.ray_address)
         if self.ensemble_enabled:
             tools.append(ConsultEnsemble(self.make_ensemble, conversation=lambda: recent_context(self.history)))
         return ToolRegistry(tools)
@@ -182,10 +203,15 @@ class IDEAgent(AgentSettings):
             return
         self._running, self._cancelled = True, False
         turn = uuid.uuid4().hex[:12]
+        # attachments: the event keeps the references (chips), the history message the content (never raises)
+        context, attached = await resolve_attachments(context, self.workspace_dir, self.host, self._redact, self.log)
         yield self.events.make("user_message", turn, text=prompt, context=context)
+        self.turn_system_prompt, rules = self.rules.for_turn(self.system_prompt, context)
+        if rules is not None:  # only when the set of rule files changed
+            yield self.events.make("rules", turn, **rules)
         reason = "completed"
         try:
-            self.history.append(UserMessage(prompt, context, await self._workspace_summary()))
+            self.history.append(UserMessage(prompt, context, await self._workspace_summary(), attached))
             for _ in range(self.max_steps):
                 message = None
                 async for event_or_message in self._model_step(turn):
@@ -278,7 +304,7 @@ class IDEAgent(AgentSettings):
 
         async def produce(put: Callable[[Any], None]) -> None:
             results.append(await self.compactor.maybe_compact(
-                self.history, self.system_prompt, self.tools.specs(), self._last_input_tokens))
+                self.history, self.turn_system_prompt, self.tools.specs(), self._last_input_tokens))
 
         async for _ in self._pump(produce):
             pass
@@ -289,16 +315,22 @@ class IDEAgent(AgentSettings):
             self.cost_usd += result.cost_usd or 0.0
             yield self.events.make("compaction", turn, **result.event_fields())
 
+    async def _sync_mcp_tools(self, put: Callable[[Any], None]) -> None:
+        """MCP tools join or leave the registry before each model step; servers start at first need."""
+        self.tools = await self.mcp.sync(self.tools)
+
     async def _model_step(self, turn: str) -> AsyncIterator[Any]:
         ref = parse_model(self.main_model)
         provider = self.pool.get(ref.provider)
+        async for _ in self._pump(self._sync_mcp_tools):  # cancellable: a server may be slow to start
+            pass
         if self.enable_memory_compaction:
             async for event in self._compact(turn):
                 yield event
         self._last_input_tokens = None
         request = ProviderRequest(
             model=ref.model,
-            system=self.system_prompt,
+            system=self.turn_system_prompt,
             messages=list(self.history),
             tools=self.tools.specs(),
             max_output_tokens=self.max_output_tokens,
@@ -359,7 +391,8 @@ class IDEAgent(AgentSettings):
 
             ctx = ToolContext(
                 root=self.workspace_dir, session_id=self.session_id, started_at=self.started_at, emit=emit,
-                services={"host": self.host, "processes": self.processes, "workspace": self.workspace},
+                services={"host": self.host, "processes": self.processes, "workspace": self.workspace,
+                          "ray_jobs": self.ray_jobs},
             )
             if self._needs_approval(call):
                 put(self.events.make("approval_request", turn, call_id=call.call_id, name=call.name,

@@ -12,6 +12,7 @@ Messages are plain dataclasses with ``to_dict``/``from_dict`` so sessions can be
 
 from __future__ import annotations
 
+import html
 import json
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, Union
@@ -32,16 +33,26 @@ class UserMessage:
     context: dict[str, Any] | None = None
     #: the workspace summary at the start of this turn (files, notebooks, processes)
     workspace: str | None = None
+    #: files and notebooks the user attached, read when the turn started: [{type, path, cell_ids?, content}]
+    #: (agent/attachments.py); the content lives here, in the memory, and not in the event log
+    attachments: list[dict[str, Any]] = field(default_factory=list)
     role: Literal["user"] = "user"
 
     def rendered(self) -> str:
         """What every provider is sent: the text, plus the editor context the sidebar attached
-        (notebook path, selected cells) as JSON and the workspace state of that moment, so all
-        adapters show the model the same thing. The state rides on the user message, not the
-        system prompt, so the providers' prompt caches stay valid turn after turn."""
+        (notebook path, selected cells) as JSON, each attached file or notebook as its own labelled
+        block, and the workspace state of that moment, so all adapters show the model the same thing.
+        The state rides on the user message, not the system prompt, so the providers' prompt caches
+        stay valid turn after turn."""
         text = self.text
-        if self.context:
-            text += f"\n\n<context>\n{json.dumps(self.context, indent=1, default=str)}\n</context>"
+        context = {k: v for k, v in (self.context or {}).items() if k != "attachments"}
+        if context:
+            text += f"\n\n<context>\n{json.dumps(context, indent=1, default=str)}\n</context>"
+        for item in self.attachments:
+            attrs = f'path="{html.escape(str(item.get("path", "")))}" type="{html.escape(str(item.get("type", "")))}"'
+            if item.get("cell_ids"):
+                attrs += f' cells="{html.escape(",".join(map(str, item["cell_ids"])))}"'
+            text += f"\n\n<attachment {attrs}>\n{item.get('content', '')}\n</attachment>"
         if self.workspace:
             text += f"\n\n<workspace_state>\n{self.workspace}\n</workspace_state>"
         return text
@@ -82,7 +93,8 @@ def message_to_dict(message: Message) -> dict[str, Any]:
 def message_from_dict(data: dict[str, Any]) -> Message:
     role = data.get("role")
     if role == "user":
-        return UserMessage(text=data["text"], context=data.get("context"), workspace=data.get("workspace"))
+        return UserMessage(text=data["text"], context=data.get("context"), workspace=data.get("workspace"),
+                           attachments=data.get("attachments") or [])
     if role == "assistant":
         calls = [ToolCall(**c) for c in data.get("tool_calls", [])]
         fields = {k: v for k, v in data.items() if k not in ("tool_calls", "role")}

@@ -25,7 +25,8 @@ class AgentSettings(LoggingConfigurable):
     ).tag(config=True)
     providers = Dict(
         help="Provider endpoints by name, merged onto openai/anthropic/gemini/xai defaults. "
-        "Fields: kind, api_key, api_key_env, base_url, base_url_env, timeout, max_retries, options.",
+        "Fields: kind, api (openai kind: 'responses' or 'chat_completions'), api_key, api_key_env, base_url, "
+        "base_url_env, timeout, max_retries, options.",
     ).tag(config=True)
     model_prices = Dict(
         help="Extra or overriding prices: {model_prefix: {input, output, cached_input}} in USD/1M tokens."
@@ -83,3 +84,54 @@ class AgentSettings(LoggingConfigurable):
     approval_timeout = Float(1800.0, help="Seconds to wait for the user's approval before skipping.").tag(
         config=True
     )
+    rules_dir = Unicode(
+        None, allow_none=True,
+        help="Folder of the user's rule files (every *.md in it goes into the system prompt); "
+        "None = <jupyter_config_dir()>/ide_agent/rules.",
+    ).tag(config=True)
+    rule_files = List(
+        Unicode(), help="More user rule files (absolute, or relative to the workspace root)."
+    ).tag(config=True)
+    project_rules = Bool(
+        True, help="Read the AGENTS.md nearest to the prompt's notebook or file (up to the workspace root)."
+    ).tag(config=True)
+    rules_file_max_tokens = Int(8000, help="Tokens of one rule file sent to the model; the rest is cut.").tag(
+        config=True
+    )
+    rules_budget_share = Float(
+        0.25, help="Most of the context budget all rule files may take together."
+    ).tag(config=True)
+    ray_address = Unicode(
+        None, allow_none=True,
+        help="Ray Jobs API address (the Ray dashboard, e.g. 'http://ray-head:8265'): ExecuteScript offers "
+        "target='ray'. Needs `pip install \"jupyterlab-ide-agent[ray]\"`.",
+    ).tag(config=True)
+    ray_upload_working_dir = Bool(
+        True, help="Upload the script's cwd to the cluster with each Ray job (Ray's package limit applies); "
+        "False: the cluster sees this file system at the same path (same machine, NFS) and nothing is uploaded.",
+    ).tag(config=True)
+    ray_excludes = List(
+        Unicode(), help="More gitignore-style patterns left out of the uploaded working directory "
+        "(.git, node_modules, virtualenvs and caches always are; Ray also reads .gitignore and .rayignore).",
+    ).tag(config=True)
+    ray_timeout = Float(10.0, help="Seconds one request to the Ray cluster may take.").tag(config=True)
+    ray_upload_timeout = Float(
+        300.0, help="Seconds a Ray job submission may take, uploading its working directory included."
+    ).tag(config=True)
+    mcp_servers = Dict(
+        help="MCP servers by name, the editors' `mcpServers` shape: {command, args, env, cwd} (stdio) or "
+        "{url, headers} (streamable HTTP), plus optional timeout (seconds) and enabled. Merged with "
+        "`mcp_config_file`; this wins a name clash.",
+    ).tag(config=True)
+    mcp_config_file = Unicode(
+        None, allow_none=True,
+        help='Per-user MCP file, {"mcpServers": {...}}; None = <jupyter_config_dir()>/ide_agent_mcp.json, '
+        "'' = none. Read again when it changes.",
+    ).tag(config=True)
+    mcp_state_file = Unicode(
+        None, allow_none=True,
+        help="Where the sidebar's on/off switch per MCP server is kept; None = "
+        "<jupyter_data_dir()>/ide_agent/mcp_state.json, '' = not kept.",
+    ).tag(config=True)
+    mcp_timeout = Float(60.0, help="Seconds an MCP server may take to start or to answer one call "
+                        "(per-server `timeout` overrides).").tag(config=True)

@@ -109,6 +109,7 @@ class ProviderPool:
     def __init__(self, settings: dict[str, ProviderSettings]) -> None:
         self.settings = settings
         self._adapters: dict[str, Provider] = {}
+        self._secrets: tuple[tuple[str | None, ...] | None, list[str]] = (None, [])
 
     def get(self, name: str) -> Provider:
         if name not in self.settings:
@@ -143,9 +144,15 @@ class ProviderPool:
         return rows
 
     def secrets(self) -> list[str]:
-        """Every key value in use, so tool output that echoes one (``print(os.environ)``) is redacted."""
-        keys = {s.resolved_key() for s in self.settings.values()}
-        return sorted((k for k in keys if k and len(k) >= 8), key=len, reverse=True)
+        """Every key value in use, so tool output that echoes one (``print(os.environ)``) is redacted.
+
+        Called for every published event: the sorted list is kept until a key changes (keys are
+        read from the environment, which a user may update while the server runs)."""
+        raw = tuple(s.resolved_key() for s in self.settings.values())
+        if raw != self._secrets[0]:
+            keys = {k for k in raw if k and len(k) >= 8}
+            self._secrets = (raw, sorted(keys, key=len, reverse=True))
+        return self._secrets[1]
 
     def redact(self, text: str) -> str:
         """``text`` with every key value in use replaced."""

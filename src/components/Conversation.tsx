@@ -5,6 +5,7 @@ import { IConversationState, ITurn, ITurnUsage, TurnItem } from '../events';
 import { formatCost, formatTokens } from '../format';
 import { EnsembleView } from './Ensemble';
 import { Markdown } from './Markdown';
+import { AttachmentChip } from './Mentions';
 import { ToolCard } from './ToolCard';
 
 export interface IConversationProps {
@@ -50,6 +51,13 @@ function Item(props: { item: TurnItem } & ItemProps): JSX.Element | null {
           {chip && (
             <div className="jp-IDEAgent-contextChip jp-mod-sent" title="Context sent with this prompt">
               {chip}
+            </div>
+          )}
+          {item.attachments.length > 0 && (
+            <div className="jp-IDEAgent-attachRow jp-mod-sent">
+              {item.attachments.map(a => (
+                <AttachmentChip key={`${a.type}:${a.path}:${a.cell_ids?.join(',') ?? ''}`} attachment={a} />
+              ))}
             </div>
           )}
           {item.text}

@@ -3,6 +3,7 @@ import React, { useState } from 'react';
 
 import { formatCost, formatTokens } from '../format';
 import { AgentModel, IAgentViewState } from '../model';
+import { RulesIndicator } from './Rules';
 import { SessionList } from './Sessions';
 
 /** The model the prompts ask for, and a warning when the server answered with another one. */
@@ -88,6 +89,7 @@ export function Header(props: { model: AgentModel; state: IAgentViewState }): JS
           </>
         )}
         <span className="jp-IDEAgent-spacer" />
+        <RulesIndicator model={model} state={state} />
         <Totals state={state} />
         {state.phase === 'ready' && (
           <ToolbarButtonComponent

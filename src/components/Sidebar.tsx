@@ -4,6 +4,7 @@ import { lastAgentTurn } from '../events';
 import { AgentModel, IAgentViewState } from '../model';
 import { Conversation } from './Conversation';
 import { Header } from './Header';
+import { McpServersPanel } from './McpServers';
 import { ProcessesPanel } from './Processes';
 import { PromptBox } from './PromptBox';
 import { IServices, ServicesContext } from './services';
@@ -92,6 +93,7 @@ export function Sidebar(props: { model: AgentModel; services: IServices }): JSX.
             approvalsSent={state.approvalsSent}
             onApprove={(callId, decision) => model.approve(callId, decision)}
           />
+          <McpServersPanel model={model} />
           <ProcessesPanel model={model.workspace} />
           <PromptBox
             running={running}
@@ -104,6 +106,8 @@ export function Sidebar(props: { model: AgentModel; services: IServices }): JSX.
             onSend={(text, mode) => model.submit(text, mode)}
             onStop={() => model.cancel()}
             onClearContext={() => model.attachContext(null, 'agent')}
+            attach={model.attach}
+            notebookOffer={state.notebookOffer}
           />
         </>
       );
