@@ -46,7 +46,10 @@ SYSTEM = "You are an IDE agent inside JupyterLab. " * 40
 TOOLS = [ToolSpec(n, f"{n}: a tool of the IDE agent. " * 6,
                   {"type": "object", "properties": {"path": {"type": "string"}, "code": {"type": "string"}}})
          for n in ("Read", "Write", "Edit", "Grep", "JupyterNotebook", "ExecuteScript", "CheckProcess")]
-WORDS = ["the", "model", "loss", "epoch", "notebook", "cell", "kernel", "train.py", "data", "frame", "column", "value", "error", "Traceback", "import", "numpy", "pandas", "torch", "def", "return", "self", "x", "y", "result", "shape", "batch", "config", "path", "file", "run", "process", "pid", "GPU", "accuracy", "0.913", "42", "fixed", "plan", "next", "step", "validation", "checkpoint", "results/metrics.json"]
+WORDS = ["the", "model", "loss", "epoch", "notebook", "cell", "kernel", "train.py", "data", "frame", "column",
+         "value", "error", "Traceback", "import", "numpy", "pandas", "torch", "def", "return", "self", "x", "y",
+         "result", "shape", "batch", "config", "path", "file", "run", "process", "pid", "GPU", "accuracy", "0.913",
+         "42", "fixed", "plan", "next", "step", "validation", "checkpoint", "results/metrics.json"]
 SUMMARY = ("Goals: train the classifier in train.py and report validation accuracy. Decisions: use "
            "pandas for loading, batch size 64. Files: src/model.py, notebooks/analysis.ipynb. Errors: "
            "a KeyError in column 'label' was fixed. Open tasks: run the evaluation, plot the curves. ") * 9

@@ -108,8 +108,9 @@ async def main(deltas: int, runs: int, profile: str | None, code_dir: str | None
         pstats.Stats(profile).sort_stats("tottime").print_stats(25)
     print(f"raw SDK (median of {runs}):   {raw:.3f} s, {deltas / raw:.0f} deltas/s")
     print(f"WebSocket (median of {runs}): {ws:.3f} s, {deltas / ws:.0f} deltas/s")
-    print(f"cpu per run (median): raw SDK client {statistics.median(raw_cpu):.2f} s, server "
-          f"{statistics.median(server_cpu):.2f} s (ratio {statistics.median(server_cpu) / statistics.median(raw_cpu):.2f}; "
+    raw_cpu_median, server_cpu_median = statistics.median(raw_cpu), statistics.median(server_cpu)
+    print(f"cpu per run (median): raw SDK client {raw_cpu_median:.2f} s, server "
+          f"{server_cpu_median:.2f} s (ratio {server_cpu_median / raw_cpu_median:.2f}; "
           "less sensitive to other load on the machine than wall time)")
     print(f"overhead {100 * (ws / raw - 1):.1f}% (target <= {100 * (TARGET - 1):.0f}%)")
     print(f"ratio WebSocket/raw SDK: {ws / raw:.3f}")

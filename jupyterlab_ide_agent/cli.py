@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
+from pathlib import Path
 from typing import Any, TextIO
 
 from jupyter_core.application import JupyterApp
@@ -19,6 +20,27 @@ from . import __version__
 from .agent.loop import IDEAgent, args_preview
 
 DIM, BOLD, RED, GREEN, RESET = "\033[2m", "\033[1m", "\033[31m", "\033[32m", "\033[0m"
+
+
+def rules_line(event: dict[str, Any]) -> str:
+    """``rules: style.md (user, 5 tok), AGENTS.md (project, 14 tok)``: the rule files the turn reads.
+
+    User files are named by their file name (their folder is the user's own rules folder or a path
+    they configured); the project rule by its root-relative path, which says which AGENTS.md it is.
+    """
+    parts = []
+    for rule in event.get("rules") or []:
+        path = str(rule.get("path", ""))
+        name = Path(path).name if rule.get("scope") == "user" else path
+        tokens = int(rule.get("tokens") or 0)
+        facts = [str(rule.get("scope", "")), f"{tokens:,} tok" if tokens else "left out"]
+        if tokens and rule.get("truncated"):
+            facts.append("truncated")
+        parts.append(f"{name} ({', '.join(facts)})")
+    line = "rules: " + (", ".join(parts) or "none")
+    if event.get("capped"):
+        line += f" [capped at {int(event.get('budget_tokens') or 0):,} tok]"
+    return line
 
 
 class EventPrinter:
@@ -79,8 +101,14 @@ class EventPrinter:
         elif kind == "ensemble_verdict":
             self._switch("tool")
             self.out.write(self._style(DIM, f"  ensemble verdict: {event['status']}, ${event['cost_usd']:.4f}\n"))
+        elif kind == "rules":  # only sent when the set of rule files changed
+            self._switch("tool")
+            self.out.write(self._style(DIM, rules_line(event) + "\n"))
+            for warning in event.get("warnings") or []:
+                self.out.write(self._style(DIM, f"  ! {warning}\n"))
         elif kind == "usage":
             self._last_usage = event
+        # user_message (with any attachments) echoes what was typed: nothing to print
         self.out.flush()
 
     def summary(self) -> str | None:

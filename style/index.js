@@ -3,3 +3,4 @@ import './ensemble.css';
 import './panels.css';
 import './attachments.css';
 import './mcp.css';
+import './rules.css';

@@ -139,7 +139,10 @@ async def test_four_members_run_concurrently_and_synthesize(fakes: Any, make_poo
 
     assert verdict.status == "ok" and not verdict.missing
     assert verdict.plan.startswith("1. Profile the loader first.") and "memory-mapped" in verdict.plan
-    assert verdict.agreements == ["openai, anthropic: the loader is the bottleneck.", "all: keep the current file format."]
+    assert verdict.agreements == [
+        "openai, anthropic: the loader is the bottleneck.",
+        "all: keep the current file format.",
+    ]
     assert verdict.disagreements == ["xai wants a rewrite in Rust; the plan keeps Python."]
     assert_valid_order(recorder.events, verdict)
     assert recorder.events[-1] == {"type": "ensemble_verdict", **verdict.to_dict()}

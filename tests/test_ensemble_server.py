@@ -56,7 +56,9 @@ async def test_direct_consultation_streams_members_and_verdict(jp_fetch: Any, jp
 
 async def test_bad_direct_requests_are_clear(jp_fetch: Any, jp_ws_fetch: Any) -> None:
     session = await create_session(jp_fetch)
-    for body in ({}, {"question": ""}, {"question": "q", "members": "openai"}, {"question": "q", "members": ["nobody"]}):
+    bad_bodies = ({}, {"question": ""}, {"question": "q", "members": "openai"},
+                  {"question": "q", "members": ["nobody"]})
+    for body in bad_bodies:
         with pytest.raises(HTTPClientError) as err:
             await jp_fetch("ide-agent", "sessions", session["id"], "ensemble", method="POST", body=json.dumps(body))
         assert err.value.code == 400

@@ -286,8 +286,10 @@ async def test_a_cancel_landing_before_the_step_task_starts_ends_the_turn(
 
 # --- tool faults --------------------------------------------------------------------------------------
 async def until(predicate: Any, timeout: float = 20.0) -> None:
+    """Poll state outside this process (a file a kernel writes, a script's output): no event to await."""
+
     async def wait() -> None:
-        while not await predicate():
+        while not await predicate():  # noqa: ASYNC110 - polling another process's state, see the docstring
             await asyncio.sleep(0.05)
     await asyncio.wait_for(wait(), timeout)
 

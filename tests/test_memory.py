@@ -196,7 +196,8 @@ async def test_compaction_of_a_long_history(pool: ProviderPool, fakes: dict[str,
     assert g.summary_level(new[0]) == 1 and SUMMARY in new[0].text
     assert result.tokens_before > 0.75 * 8000 > result.tokens_after
     assert result.messages_compacted + result.kept_messages == len(history)
-    assert result.kept_messages >= 10 and all(a is b for a, b in zip(new[1:], history[-result.kept_messages:]))
+    kept = history[-result.kept_messages:]
+    assert result.kept_messages >= 10 and all(a is b for a, b in zip(new[1:], kept, strict=True))
     assert_valid(new, history[-5])  # the last turn's request
     assert result.summarizer_calls == 1 and result.usage.input_tokens == 5000
     assert result.cost_usd == pytest.approx((5000 * 2.0 + 300 * 8.0) / 1e6)  # o3's price

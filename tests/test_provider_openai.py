@@ -146,7 +146,8 @@ async def test_history_replays_reasoning_and_pairs_tool_results(
     kinds = [item["type"] for item in body["input"]]
     assert kinds == ["message", "reasoning", "function_call", "function_call_output"]
     reasoning, fn_call, result = body["input"][1:]
-    assert reasoning["encrypted_content"] and reasoning["summary"] == [{"type": "summary_text", "text": "Need the file."}]
+    assert reasoning["encrypted_content"]
+    assert reasoning["summary"] == [{"type": "summary_text", "text": "Need the file."}]
     assert fn_call["call_id"] == call.call_id and fn_call["name"] == "read_file"
     assert result == {"type": "function_call_output", "call_id": call.call_id, "output": "print(1)"}
 

@@ -330,7 +330,7 @@ async def test_tools_run_by_the_server_refuse_paths_outside_the_root(
     events = await read_until_done(ws, timeout=60)
     results = [e for e in events if e["type"] == "tool_result"]
     assert len(results) == len(calls)
-    for call, result in zip(calls, results):
+    for call, result in zip(calls, results, strict=True):
         assert result["is_error"] and "outside the workspace root" in result["output"], (call, result["output"])
     assert {p.name: p.read_bytes() for p in outside.iterdir()} == before, "nothing outside was written"
     assert "TOP-SECRET-CONTENT" not in json.dumps(events)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from pathlib import Path
@@ -61,7 +62,7 @@ async def test_modified_since_a_time(tmp_path: Path) -> None:
     state = WorkspaceState(tmp_path)
     state.observe({"path": "old.py", "action": "created"})
     mark = time.time()
-    time.sleep(0.01)
+    await asyncio.sleep(0.01)  # so the next change is stamped after the mark
     state.observe({"path": "new.py", "action": "created"})
     assert [c.path for c in state.modified_since(mark)] == ["new.py"]
 

@@ -58,7 +58,8 @@ def run_from_palette(page: Any, query: str, label: str) -> list[str]:
             continue
     search.wait_for()
     search.fill(query)
-    items = page.locator("#modal-command-palette .lm-CommandPalette-item:not(.lm-mod-hidden) .lm-CommandPalette-itemLabel")
+    items = page.locator("#modal-command-palette .lm-CommandPalette-item:not(.lm-mod-hidden)"
+                         " .lm-CommandPalette-itemLabel")
     items.first.wait_for()
     labels = [t.strip() for t in items.all_inner_texts()]
     items.filter(has_text=label).first.click()
@@ -121,7 +122,8 @@ def test_conversation_streams_tools_and_stops(start_lab: Any, fake_openai: Any, 
     shot(page, "03-streaming")
     page.locator(f"{SIDEBAR} .jp-IDEAgent-assistant").filter(has_text="exactly one file to read.").wait_for()
     # rendered as markdown by JupyterLab's renderer
-    assert page.locator(f"{SIDEBAR} .jp-IDEAgent-assistant .jp-RenderedMarkdown strong").first.inner_text() == "hello.txt"
+    bold = page.locator(f"{SIDEBAR} .jp-IDEAgent-assistant .jp-RenderedMarkdown strong").first
+    assert bold.inner_text() == "hello.txt"
     usage = page.locator(f"{SIDEBAR} .jp-IDEAgent-usage").last
     usage.wait_for()
     assert " in" in usage.inner_text() and " out" in usage.inner_text()
@@ -178,7 +180,8 @@ def test_conversation_streams_tools_and_stops(start_lab: Any, fake_openai: Any, 
     send(page, "Hello again")
     page.locator(f"{SIDEBAR} .jp-IDEAgent-assistant").filter(has_text="Fresh start.").wait_for()
     (new_id,) = after - before
-    assert [e["type"] for e in lab.api(f"ide-agent/sessions/{new_id}/events?after_seq=0")["events"]][0] == "user_message"
+    new_events = lab.api(f"ide-agent/sessions/{new_id}/events?after_seq=0")["events"]
+    assert new_events[0]["type"] == "user_message"
 
     assert not page.page_errors, page.page_errors
 

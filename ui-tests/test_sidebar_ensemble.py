@@ -45,7 +45,8 @@ def test_ask_the_ensemble_directly(agent_lab: Any, fakes: dict[str, Any], ui: An
     ui.open_sidebar()
     ui.widen_sidebar(520)
     script_members(fakes, xai_fails=True)
-    fakes["openai"].script(ScriptedTurn(text=SYNTHESIS, chunks=4, chunk_delay=0.3, input_tokens=2000, output_tokens=200))
+    fakes["openai"].script(ScriptedTurn(text=SYNTHESIS, chunks=4, chunk_delay=0.3,
+                                        input_tokens=2000, output_tokens=200))
 
     ui.prompt.fill("How do I speed up my data loader?")
     ui.q(".jp-IDEAgent-askEnsemble").click()

@@ -15,7 +15,7 @@ from __future__ import annotations
 import html
 import json
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal, Union
+from typing import Any, Literal
 
 
 @dataclass
@@ -83,7 +83,7 @@ class ToolResultMessage:
     role: Literal["tool"] = "tool"
 
 
-Message = Union[UserMessage, AssistantMessage, ToolResultMessage]
+Message = UserMessage | AssistantMessage | ToolResultMessage
 
 
 def message_to_dict(message: Message) -> dict[str, Any]:

@@ -68,7 +68,8 @@ def _clip(text: str, limit: int, keep: str = "head") -> str:
 def member_message(question: str, context: str | None) -> str:
     text = f"## Question\n{question.strip()}"
     if context and context.strip():
-        text += f"\n\n## Context (the recent conversation and workspace)\n{_clip(context.strip(), CONTEXT_LIMIT, 'tail')}"
+        clipped = _clip(context.strip(), CONTEXT_LIMIT, "tail")
+        text += f"\n\n## Context (the recent conversation and workspace)\n{clipped}"
     return text
 
 

@@ -113,7 +113,7 @@ class LocalHost(NotebookHost):
         # users could reach, and the kernel has no reason to warn about plain-text TCP
         # (the socket path must be absolute: the kernel runs in the notebook's folder, not ours)
         runtime = Path(jupyter_runtime_dir())
-        runtime.mkdir(parents=True, exist_ok=True)
+        await asyncio.to_thread(runtime.mkdir, parents=True, exist_ok=True)
         km = AsyncKernelManager(kernel_name=name, transport="ipc",
                                 ip=str(runtime / f"ide-agent-{uuid.uuid4().hex[:12]}"))
         cwd = self._os_path(path).parent

@@ -224,7 +224,7 @@ class Compactor:
                 result.degraded, result.reason = True, f"merging summaries failed: {exc}"
         new = ([note] if note else []) + summaries + plan.kept
         new = self._fit(new, system, tools, result)
-        if len(new) == len(history) and all(a is b for a, b in zip(new, history)):
+        if len(new) == len(history) and all(a is b for a, b in zip(new, history, strict=True)):
             self.meter.sent(history, system, tools)
             return None  # nothing could be compacted (one huge recent group): the call goes as it is
         result.history = new
@@ -324,10 +324,11 @@ class Compactor:
             provider = self.pool.get(ref.provider)
         except Exception as exc:  # a misconfigured summarizer is one more failure to degrade on
             raise SummarizerFailed(str(exc)) from exc
+        effort = self.summarizer_effort
         request = ProviderRequest(
             model=ref.model, system=SUMMARIZER_SYSTEM, messages=[UserMessage(prompt)],
-            max_output_tokens=2 * target + (self.reasoning_headroom if self.summarizer_effort else 0),
-            reasoning=ReasoningOptions(effort=self.summarizer_effort, summary=False) if self.summarizer_effort else None,
+            max_output_tokens=2 * target + (self.reasoning_headroom if effort else 0),
+            reasoning=ReasoningOptions(effort=effort, summary=False) if effort else None,
         )
         result.summarizer_calls += 1
         parts: list[str] = []
@@ -353,7 +354,9 @@ class Compactor:
             await asyncio.wait_for(collect(), self.summarizer_timeout)
         except asyncio.TimeoutError as exc:  # noqa: UP041 - a different class on Python 3.10
             self._timed_out_at = time.monotonic()
-            raise SummarizerFailed(f"{self.summarizer_model} gave no summary within {self.summarizer_timeout:g} s") from exc
+            raise SummarizerFailed(
+                f"{self.summarizer_model} gave no summary within {self.summarizer_timeout:g} s"
+            ) from exc
         except Exception as exc:  # ProviderError or anything else: degrade, never break the turn
             raise SummarizerFailed(getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}") from exc
         text = (final[0].message.text if final else "".join(parts)).strip()

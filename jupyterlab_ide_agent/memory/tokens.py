@@ -9,8 +9,9 @@ network (and must never stall the server). So the count is built in two layers:
    the load runs with tiktoken's downloader replaced by one that raises, so it cannot reach the network
    (see :func:`cached_tiktoken_encoding`). Otherwise it uses a documented estimate: ASCII text at
    ``chars_per_token`` (3.5: English prose is ~4-4.5 characters per token in current tokenizers, code
-   and JSON ~3; erring toward over-counting makes us compact a little early rather than overflow), every non-ASCII character
-   as one token (CJK, emoji), plus a small fixed overhead per message, per tool call and per tool spec
+   and JSON ~3; erring toward over-counting makes us compact a little early rather than overflow),
+   every non-ASCII character as one token (CJK, emoji), plus a small fixed overhead per message, per
+   tool call and per tool spec
    for the role/format tokens the APIs add, and a fixed 1,600 per image (the base64 is not text the
    model reads; providers bill images by size). Replay items (encrypted reasoning, signatures) are not
    counted: providers bill them as the reasoning they stand for, or drop them from older turns.

@@ -15,7 +15,7 @@ import os
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any
 
 from ..agent.messages import AssistantMessage, Message, ToolCall
 
@@ -95,7 +95,7 @@ class Finished:
     stop_reason: str = "stop"
 
 
-ProviderEvent = Union[TextDelta, ReasoningDelta, ToolCallRequested, Usage, Finished]
+ProviderEvent = TextDelta | ReasoningDelta | ToolCallRequested | Usage | Finished
 
 
 class ProviderError(Exception):
@@ -194,4 +194,9 @@ class Provider(ABC):
         """Stream one model turn. Raises :class:`ProviderError` on failure."""
 
     async def aclose(self) -> None:
-        """Release the SDK client's connections."""
+        """Release the SDK client's connections.
+
+        A no-op by default: a provider without a long-lived client has nothing to close, and
+        subclasses that hold one override this. Not abstract, so such providers need no empty override.
+        """
+        return None

@@ -256,7 +256,9 @@ class XAIProvider(Provider):
         chunks = 0
         try:
             async with contextlib.aclosing(chat.stream()) as pairs:
-                async for response, chunk in pairs:
+                async for accumulated, chunk in pairs:
+                    # the SDK accumulates the whole reply in it; the last one is read after the loop
+                    response = accumulated
                     chunks += 1
                     for output in chunk.proto.outputs:
                         finish = output.finish_reason or finish

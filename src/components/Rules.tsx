@@ -4,51 +4,6 @@ import { formatTokens } from '../format';
 import { AgentModel, IAgentViewState } from '../model';
 import { IRuleFile, rulesLabel, rulesTooltip } from '../rules';
 
-// The popover floats over the conversation, as wide as the sidebar: the indicator sits at the
-// header's right end, too close to the edge to hang a list from it. It is placed once rendered,
-// from where its containing block turned out to be. Its look comes from the theme's variables only.
-const WRAP: React.CSSProperties = { flex: '0 0 auto' };
-const BUTTON: React.CSSProperties = {
-  border: 'none',
-  background: 'transparent',
-  padding: '0 2px',
-  color: 'var(--jp-ui-font-color2)',
-  fontSize: 'var(--jp-ui-font-size0)',
-  cursor: 'pointer'
-};
-const POPOVER: React.CSSProperties = {
-  position: 'absolute',
-  top: 0,
-  left: 0,
-  zIndex: 10,
-  maxHeight: '50vh',
-  overflowY: 'auto',
-  padding: '4px 0',
-  background: 'var(--jp-layout-color1)',
-  color: 'var(--jp-ui-font-color1)',
-  border: 'var(--jp-border-width) solid var(--jp-border-color1)',
-  boxShadow: 'var(--jp-elevation-z4)',
-  fontSize: 'var(--jp-ui-font-size1)'
-};
-const ROW: React.CSSProperties = { padding: '3px 8px' };
-const PATH: React.CSSProperties = {
-  display: 'block',
-  overflowWrap: 'anywhere',
-  fontFamily: 'var(--jp-code-font-family)',
-  fontSize: 'var(--jp-code-font-size)'
-};
-const LINK: React.CSSProperties = {
-  ...PATH,
-  border: 'none',
-  background: 'transparent',
-  padding: 0,
-  color: 'var(--jp-content-link-color)',
-  cursor: 'pointer',
-  textAlign: 'left'
-};
-const MUTED: React.CSSProperties = { color: 'var(--jp-ui-font-color2)', fontSize: 'var(--jp-ui-font-size0)' };
-const WARNING: React.CSSProperties = { padding: '2px 8px', color: 'var(--jp-warn-color0)' };
-
 function RuleRow(props: { file: IRuleFile; open: ((path: string) => void) | null }): JSX.Element {
   const { file, open } = props;
   const openPath = file.openPath;
@@ -58,19 +13,17 @@ function RuleRow(props: { file: IRuleFile; open: ((path: string) => void) | null
     file.tokens === 0 ? 'left out' : file.truncated ? 'truncated' : ''
   ].filter(Boolean);
   return (
-    <li className={`jp-IDEAgent-rule jp-mod-${file.scope}`} style={ROW} data-path={file.path}>
+    <li className={`jp-IDEAgent-rule jp-mod-${file.scope}`} data-path={file.path}>
       {openPath && open ? (
-        <button className="jp-IDEAgent-rulePath jp-mod-openable" style={LINK} title={`Open ${openPath}`} onClick={() => open(openPath)}>
+        <button className="jp-IDEAgent-rulePath jp-mod-openable" title={`Open ${openPath}`} onClick={() => open(openPath)}>
           {file.path}
         </button>
       ) : (
-        <span className="jp-IDEAgent-rulePath" style={PATH} title={file.path}>
+        <span className="jp-IDEAgent-rulePath" title={file.path}>
           {file.path}
         </span>
       )}
-      <span className="jp-IDEAgent-ruleFacts" style={{ ...MUTED, display: 'block' }}>
-        {facts.join(' · ')}
-      </span>
+      <span className="jp-IDEAgent-ruleFacts">{facts.join(' · ')}</span>
     </li>
   );
 }
@@ -84,6 +37,8 @@ function RuleRow(props: { file: IRuleFile; open: ((path: string) => void) | null
 export function RulesIndicator(props: { model: AgentModel; state: IAgentViewState }): JSX.Element | null {
   const { model, state } = props;
   const [open, setOpen] = useState(false);
+  // The popover's look is in style/rules.css; only its place is computed here, once it is rendered,
+  // from where its containing block turned out to be (hidden until then).
   const [place, setPlace] = useState<React.CSSProperties>({ visibility: 'hidden' });
   const wrap = useRef<HTMLSpanElement>(null);
   const popover = useRef<HTMLDivElement>(null);
@@ -146,10 +101,9 @@ export function RulesIndicator(props: { model: AgentModel; state: IAgentViewStat
       }
     : null;
   return (
-    <span className="jp-IDEAgent-rules" style={WRAP} ref={wrap}>
+    <span className="jp-IDEAgent-rules" ref={wrap}>
       <button
         className={`jp-IDEAgent-rulesButton${warn ? ' jp-mod-warn' : ''}`}
-        style={warn ? { ...BUTTON, color: 'var(--jp-warn-color0)' } : BUTTON}
         title={rulesTooltip(rules)}
         aria-expanded={open}
         onClick={toggle}
@@ -158,19 +112,19 @@ export function RulesIndicator(props: { model: AgentModel; state: IAgentViewStat
         {warn ? ' ⚠' : ''}
       </button>
       {open && (
-        <div className="jp-IDEAgent-rulesPopover" style={{ ...POPOVER, ...place }} ref={popover} role="dialog" aria-label="Active rules">
-          <ul style={{ margin: 0, padding: 0, listStyle: 'none' }}>
+        <div className="jp-IDEAgent-rulesPopover" style={place} ref={popover} role="dialog" aria-label="Active rules">
+          <ul className="jp-IDEAgent-rulesList">
             {rules.files.map(file => (
               <RuleRow key={`${file.scope}:${file.path}`} file={file} open={openFile} />
             ))}
           </ul>
-          {!rules.files.length && <div style={{ ...ROW, ...MUTED }}>No rule file is read.</div>}
-          <div className="jp-IDEAgent-rulesBudget" style={{ ...ROW, ...MUTED }}>
+          {!rules.files.length && <div className="jp-IDEAgent-rulesEmpty">No rule file is read.</div>}
+          <div className="jp-IDEAgent-rulesBudget">
             {formatTokens(rules.totalTokens)} of {formatTokens(rules.budgetTokens)} tokens allowed for rules
             {rules.capped ? ' (capped)' : ''}
           </div>
           {rules.warnings.map((w, i) => (
-            <div key={i} className="jp-IDEAgent-rulesWarning" style={WARNING}>
+            <div key={i} className="jp-IDEAgent-rulesWarning">
               ⚠ {w}
             </div>
           ))}

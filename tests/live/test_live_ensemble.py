@@ -30,7 +30,8 @@ CHEAP: dict[str, tuple[str, MemberSpec]] = {
     "xai": ("XAI_API_KEY", MemberSpec("xai", "xai:" + os.environ.get("XAI_LIVE_MODEL", "grok-4-fast-reasoning"),
                                       effort=os.environ.get("XAI_LIVE_EFFORT") or None, timeout=180,
                                       max_output_tokens=4000)),
-    "gemini": ("GEMINI_API_KEY", MemberSpec("gemini", "gemini:" + os.environ.get("GEMINI_LIVE_MODEL", "gemini-2.5-flash"),
+    "gemini": ("GEMINI_API_KEY", MemberSpec("gemini",
+                                            "gemini:" + os.environ.get("GEMINI_LIVE_MODEL", "gemini-2.5-flash"),
                                             budget_tokens=-1, timeout=180, max_output_tokens=4000)),
 }
 
@@ -76,7 +77,8 @@ async def test_live_basic_consultation(pool: ProviderPool) -> None:
         assert member.usage.input_tokens > 0 and member.usage.output_tokens > 0
         assert member.cost_usd is None or member.cost_usd > 0
         streamed = "".join(e["text"] for e in events
-                           if e["type"] == "ensemble_member" and e["member"] == member.spec.name and e["state"] == "text")
+                           if e["type"] == "ensemble_member" and e["member"] == member.spec.name
+                           and e["state"] == "text")
         assert streamed == member.text
     assert events[-1]["type"] == "ensemble_verdict" and verdict.cost_usd > 0
 
