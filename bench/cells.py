@@ -72,8 +72,7 @@ def host_client(host: Any, path: str) -> Any:
     kernels = getattr(host, "_kernels", None)
     if kernels is not None:  # LocalHost: path -> _Kernel(km, client, ...)
         return kernels[path].client
-    connections = host._connections  # type: ignore[attr-defined]  # ServerHost: kernel id -> _Connection
-    [conn] = connections.values()
+    [conn] = host.kernels.connections.values()  # ServerHost: kernel id -> Connection
     return conn.client
 
 

@@ -6,6 +6,7 @@ A tool never raises into the loop: invalid arguments, refused paths and failures
 
 from __future__ import annotations
 
+import json
 import time
 import traceback
 from abc import ABC, abstractmethod
@@ -66,6 +67,25 @@ class Tool(ABC):
         ...
 
 
+#: schema (as canonical JSON) -> its validator, shared by every registry: each session builds its
+#: own tools, with the same schemas, and checking a schema against the metaschema costs milliseconds
+_VALIDATORS: dict[str, jsonschema.Draft202012Validator] = {}
+
+
+def _validator(schema: dict[str, Any]) -> jsonschema.Draft202012Validator:
+    """A validator for ``schema``, checked once (a bad schema raises SchemaError at registration).
+    Built once rather than per call: jsonschema.validate() checks the schema itself again and
+    builds a validator every time, which costs more than a small tool call (a cell's `1+1`)."""
+    key = json.dumps(schema, sort_keys=True, default=str)
+    validator = _VALIDATORS.get(key)
+    if validator is None:
+        jsonschema.Draft202012Validator.check_schema(schema)
+        if len(_VALIDATORS) >= 1000:  # MCP servers bring schemas of their own: keep the cache bounded
+            _VALIDATORS.clear()
+        validator = _VALIDATORS[key] = jsonschema.Draft202012Validator(schema)
+    return validator
+
+
 class ToolRegistry:
     def __init__(self, tools: list[Tool] | None = None) -> None:
         self._tools: dict[str, Tool] = {}
@@ -76,11 +96,9 @@ class ToolRegistry:
     def register(self, tool: Tool) -> None:
         if tool.name in self._tools:
             raise ValueError(f"tool {tool.name!r} is registered twice")
-        jsonschema.Draft202012Validator.check_schema(tool.parameters)
+        validator = _validator(tool.parameters)
         self._tools[tool.name] = tool
-        # built once: jsonschema.validate() checks the schema itself again and builds a validator
-        # on every call, which costs more than a small tool call (a cell's `1+1`) itself
-        self._validators[tool.name] = jsonschema.Draft202012Validator(tool.parameters)
+        self._validators[tool.name] = validator
 
     def get(self, name: str) -> Tool | None:
         return self._tools.get(name)
