@@ -6,13 +6,14 @@ Configuration lives on :class:`~.agent.loop.IDEAgent` (``c.IDEAgent.main_model``
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
 from jupyter_server.extension.application import ExtensionApp
 from traitlets import Int, Unicode
 
-from . import __version__
+from . import __version__, logs
 from .agent.session import SessionManager
 from .handlers import route_handlers
 from .host.server import ServerHost
@@ -70,6 +71,7 @@ class IDEAgentExtension(ExtensionApp):
                 "ide_agent_max_message_bytes": self.max_message_bytes,
             }
         )
+        self._unfilter_logs = logs.install(pool.redact, [self.serverapp.log, logging.getLogger()])
         problems = [row["missing"] for row in pool.status() if row["missing"]]
         self.log.info("IDE agent %s ready; root %s; unconfigured providers: %s", __version__, root,
                       ", ".join(p.split(":")[0] for p in problems) or "none")
@@ -80,3 +82,4 @@ class IDEAgentExtension(ExtensionApp):
     async def stop_extension(self) -> None:
         await self.sessions.shutdown()
         await self.mcp_manager.aclose()
+        getattr(self, "_unfilter_logs", lambda: None)()

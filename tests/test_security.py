@@ -751,3 +751,15 @@ async def test_rest_bodies_it_cannot_take_are_400_and_change_nothing(body: str, 
             await jp_fetch(*path, method=method, body=body)
         assert err.value.code == 400, (method, err.value.code, err.value.response.body)
     assert [(s.id, s.title) for s in sessions(jp_serverapp).list()] == [(session.id, "untouched")]
+
+
+async def test_a_key_someone_else_logs_is_redacted_in_the_server_log(
+        jp_serverapp: Any, server_log: Capture) -> None:
+    """jupyter_server's gateway kernel manager logs the server's environment at INFO when it starts a
+    remote kernel; whatever logs a key through the server's logger, the line reaches no handler with it."""
+    jp_serverapp.log.info("Starting kernel with env %s", {ENV_KEY[0]: ENV_KEY[1], "PATH": "/usr/bin"})
+    jp_serverapp.log.warning(f"config: {KEYS['anthropic']}")
+    lines = [line for line in server_log.lines if "Starting kernel with env" in line or "config: " in line]
+    assert len(set(lines)) == 2, server_log.lines[-5:]  # (the capture sits on several loggers)
+    assert all(ENV_KEY[1] not in line and KEYS["anthropic"] not in line for line in lines), lines
+    assert all("[redacted API key]" in line for line in lines), lines
