@@ -172,30 +172,45 @@ export class AgentApi {
     return url;
   }
 
-  private async _request<T>(path: string, init: RequestInit = {}): Promise<T> {
-    const settings = this.serverSettings;
-    const url = URLExt.join(settings.baseUrl, API_NAMESPACE, path);
-    let response: Response;
-    try {
-      response = await ServerConnection.makeRequest(url, init, settings);
-    } catch (error) {
-      throw new ServerConnection.NetworkError(error as TypeError);
-    }
-    const text = await response.text();
-    let data: any = null;
-    if (text.length > 0) {
-      try {
-        data = JSON.parse(text);
-      } catch {
-        data = text;
-      }
-    }
-    if (!response.ok) {
-      const message =
-        (data && typeof data === 'object' && (data.message || data.reason || data.error)) ||
-        `${response.status} ${response.statusText}`;
-      throw new ApiError(response.status, String(message));
-    }
-    return data as T;
+  private _request<T>(path: string, init: RequestInit = {}): Promise<T> {
+    return requestApi<T>(this.serverSettings, path, init);
   }
+}
+
+/**
+ * One call of the extension's REST API (`{baseUrl}ide-agent/{path}`): the JSON
+ * reply, or an ApiError with the server's message. Shared by every API client
+ * of the sidebar (sessions, MCP servers, ...).
+ */
+export async function requestApi<T>(
+  settings: ServerConnection.ISettings,
+  path: string,
+  init: RequestInit = {}
+): Promise<T> {
+  const url = URLExt.join(settings.baseUrl, API_NAMESPACE, path);
+  let response: Response;
+  try {
+    response = await ServerConnection.makeRequest(url, init, settings);
+  } catch (error) {
+    throw new ServerConnection.NetworkError(error as TypeError);
+  }
+  const text = await response.text();
+  let data: unknown = null;
+  try {
+    data = text ? JSON.parse(text) : null;
+  } catch {
+    data = text;
+  }
+  if (!response.ok) {
+    const body = (data && typeof data === 'object' ? data : {}) as {
+      message?: string;
+      reason?: string;
+      error?: string;
+    };
+    throw new ApiError(
+      response.status,
+      String(body.message || body.reason || body.error || `${response.status} ${response.statusText}`)
+    );
+  }
+  return data as T;
 }

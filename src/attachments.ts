@@ -269,6 +269,31 @@ export function offerLabels(offer: INotebookOffer): { notebook: string; cells: s
   return { notebook: 'Attach notebook', cells };
 }
 
+/** An entry of the file browser's selection (a `Contents.IModel`: type 'directory', 'file' or 'notebook'). */
+export interface IBrowserItem {
+  type: string;
+  /** Relative to the server's root (drive prefix already removed). */
+  path: string;
+}
+
+/**
+ * The file browser's selection as attachments, typed the way the server types
+ * its `@` results (`.ipynb` is a notebook, anything else a file). Folders cannot
+ * be attached: they come back apart, so the command can say it skipped them.
+ */
+export function selectionAttachments(items: Iterable<IBrowserItem>): { attachments: IAttachment[]; folders: string[] } {
+  let attachments: IAttachment[] = [];
+  const folders: string[] = [];
+  for (const item of items) {
+    if (item.type === 'directory') {
+      folders.push(item.path);
+    } else if (item.path) {
+      attachments = addAttachment(attachments, { type: item.path.endsWith('.ipynb') ? 'notebook' : 'file', path: item.path });
+    }
+  }
+  return { attachments, folders };
+}
+
 /** The context as a prompt sends it: attachments as bare references, no empty list; undefined when empty. */
 export function wireContext(context: IAttachedContext | null | undefined): IAttachedContext | undefined {
   if (!context) {

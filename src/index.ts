@@ -4,12 +4,14 @@
  */
 import { ILayoutRestorer, JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
 import { Clipboard, ICommandPalette } from '@jupyterlab/apputils';
+import { IDefaultFileBrowser } from '@jupyterlab/filebrowser';
 import { INotebookTracker } from '@jupyterlab/notebook';
 import { IRenderMimeRegistry } from '@jupyterlab/rendermime';
 import { ISettingRegistry } from '@jupyterlab/settingregistry';
 
 import { AgentApi } from './api';
 import { registerCommands } from './commands';
+import { registerFileBrowserAttach } from './fileBrowser';
 import { AgentModel } from './model';
 import { insertCell } from './notebook';
 import { DEFAULT_SETTINGS, IAgentSettings, PLUGIN_ID } from './tokens';
@@ -23,14 +25,15 @@ const plugin: JupyterFrontEndPlugin<void> = {
   description: 'An autonomous IDE agent in a JupyterLab sidebar.',
   autoStart: true,
   requires: [IRenderMimeRegistry],
-  optional: [ICommandPalette, ISettingRegistry, ILayoutRestorer, INotebookTracker],
+  optional: [ICommandPalette, ISettingRegistry, ILayoutRestorer, INotebookTracker, IDefaultFileBrowser],
   activate: (
     app: JupyterFrontEnd,
     rendermime: IRenderMimeRegistry,
     palette: ICommandPalette | null,
     settingRegistry: ISettingRegistry | null,
     restorer: ILayoutRestorer | null,
-    tracker: INotebookTracker | null
+    tracker: INotebookTracker | null,
+    fileBrowser: IDefaultFileBrowser | null
   ): void => {
     const model = new AgentModel(new AgentApi(app.serviceManager.serverSettings));
     const sidebar = new AgentSidebar(model, {
@@ -47,6 +50,9 @@ const plugin: JupyterFrontEndPlugin<void> = {
     // ("jupyter.lab.shortcuts") so users can change it in the shortcut editor.
     model.openFile = path => void app.commands.execute('docmanager:open', { path });
     registerCommands(app, model, sidebar, tracker, palette);
+    if (fileBrowser) {
+      registerFileBrowserAttach(app, model, fileBrowser);
+    }
 
     if (settingRegistry) {
       settingRegistry

@@ -6,7 +6,7 @@
 import { URLExt } from '@jupyterlab/coreutils';
 import { ServerConnection } from '@jupyterlab/services';
 
-import { API_NAMESPACE, ApiError } from './api';
+import { requestApi } from './api';
 
 /** stopped: not started yet (servers start at the first model step that needs them). */
 export type McpState = 'stopped' | 'starting' | 'running' | 'error' | 'disabled' | 'invalid';
@@ -81,26 +81,7 @@ export class McpApi {
     });
   }
 
-  private async _request<T>(path: string, init: RequestInit = {}): Promise<T> {
-    const settings = this.serverSettings;
-    const url = URLExt.join(settings.baseUrl, API_NAMESPACE, path);
-    let response: Response;
-    try {
-      response = await ServerConnection.makeRequest(url, init, settings);
-    } catch (error) {
-      throw new ServerConnection.NetworkError(error as TypeError);
-    }
-    const text = await response.text();
-    let data: unknown = null;
-    try {
-      data = text ? JSON.parse(text) : null;
-    } catch {
-      data = text;
-    }
-    if (!response.ok) {
-      const body = (data && typeof data === 'object' ? data : {}) as { message?: string; reason?: string };
-      throw new ApiError(response.status, body.message || body.reason || `${response.status} ${response.statusText}`);
-    }
-    return data as T;
+  private _request<T>(path: string, init: RequestInit = {}): Promise<T> {
+    return requestApi<T>(this.serverSettings, path, init);
   }
 }

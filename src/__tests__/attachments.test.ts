@@ -17,6 +17,7 @@ import {
   offerLabels,
   rankPaths,
   removeAttachment,
+  selectionAttachments,
   wireContext
 } from '../attachments';
 import { contextAsText } from '../context';
@@ -124,4 +125,21 @@ test('the one-click buttons name what they attach', () => {
     cells: 'Attach 2 selected cells'
   });
   assert.equal(offerLabels({ path: 'nb.ipynb', cellIds: [], firstIndex: 0 }).cells, null);
+});
+
+test('a file browser selection attaches its files and notebooks once each and sets its folders apart', () => {
+  const picked = selectionAttachments([
+    { type: 'file', path: 'data/train.py' },
+    { type: 'notebook', path: 'explore.ipynb' },
+    { type: 'directory', path: 'analysis' },
+    { type: 'file', path: 'data/train.py' },
+    { type: 'file', path: 'raw.ipynb' }
+  ]);
+  assert.deepEqual(picked.attachments, [
+    { type: 'file', path: 'data/train.py' },
+    { type: 'notebook', path: 'explore.ipynb' },
+    { type: 'notebook', path: 'raw.ipynb' }
+  ]);
+  assert.deepEqual(picked.folders, ['analysis']);
+  assert.deepEqual(selectionAttachments([]), { attachments: [], folders: [] });
 });
