@@ -180,6 +180,14 @@ export function attachmentKey(a: IAttachment): string {
  * selections of the same notebook, and cells of a notebook attached whole
  * add nothing.
  */
+/** The server's limit per message (agent/attachments.py MAX_ATTACHMENTS). */
+export const MAX_ATTACHMENTS = 20;
+
+/** Whether `a` would be a new chip that does not fit (the list is full and `a` is not in it). */
+export function attachmentsFull(list: readonly IAttachment[], a: IAttachment): boolean {
+  return list.length >= MAX_ATTACHMENTS && !list.some(x => attachmentKey(x) === attachmentKey(a));
+}
+
 export function addAttachment(list: readonly IAttachment[], a: IAttachment): IAttachment[] {
   const key = attachmentKey(a);
   if (list.some(x => attachmentKey(x) === key)) {

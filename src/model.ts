@@ -9,10 +9,12 @@ import { ISignal, Signal } from '@lumino/signaling';
 import { AgentApi, ApiError, ISession, IStatus } from './api';
 import {
   addAttachment,
+  attachmentsFull,
   IAttachActions,
   IAttachedContext,
   IAttachment,
   INotebookOffer,
+  MAX_ATTACHMENTS,
   removeAttachment,
   wireContext
 } from './attachments';
@@ -69,7 +71,15 @@ export class AgentModel {
   /** The prompt box's `@` completion and chips: files from the server, attachments kept in `state.context`. */
   readonly attach: IAttachActions = {
     search: query => this.api.searchFiles(query),
-    add: attachment => this._setAttachments(addAttachment(this._state.context?.attachments ?? [], attachment)),
+    add: attachment => {
+      const list = this._state.context?.attachments ?? [];
+      if (attachmentsFull(list, attachment)) {
+        const error = `At most ${MAX_ATTACHMENTS} attachments per message: remove one to attach ${attachment.path}.`;
+        this._update({ error });
+        return;
+      }
+      this._setAttachments(addAttachment(list, attachment));
+    },
     remove: attachment => this._setAttachments(removeAttachment(this._state.context?.attachments ?? [], attachment))
   };
 

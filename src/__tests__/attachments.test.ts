@@ -9,11 +9,13 @@ import { test } from 'node:test';
 import {
   addAttachment,
   applyMention,
+  attachmentsFull,
   attachmentLabel,
   attachmentsOf,
   attachmentTitle,
   findMention,
   IAttachment,
+  MAX_ATTACHMENTS,
   offerLabels,
   rankPaths,
   removeAttachment,
@@ -142,4 +144,11 @@ test('a file browser selection attaches its files and notebooks once each and se
   ]);
   assert.deepEqual(picked.folders, ['analysis']);
   assert.deepEqual(selectionAttachments([]), { attachments: [], folders: [] });
+});
+
+test('a full list takes no new chip but still knows the ones it has', () => {
+  const list: IAttachment[] = Array.from({ length: MAX_ATTACHMENTS }, (_, i) => ({ type: 'file', path: `f${i}.py` }));
+  assert.equal(attachmentsFull(list, { type: 'file', path: 'new.py' }), true);
+  assert.equal(attachmentsFull(list, { type: 'file', path: 'f3.py' }), false);
+  assert.equal(attachmentsFull(list.slice(1), { type: 'file', path: 'new.py' }), false);
 });
