@@ -108,6 +108,23 @@ async def test_the_nearest_agents_md_wins(fakes: Any, make_agent: Any, tmp_path:
     assert not of_type(third, "rules")
 
 
+async def test_a_reopened_session_lists_the_rules_of_its_last_turn(fakes: Any, make_agent: Any, tmp_path: Path,
+                                                                   rules_dir: Path) -> None:
+    """After a restart the sidebar's list (no turn run yet in this process) follows the context the last
+    user message was sent with, which the session's memory keeps."""
+    (tmp_path / "AGENTS.md").write_text("ROOT-RULE\n")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "AGENTS.md").write_text("SUB-RULE\n")
+    fakes["openai"].script(ScriptedTurn(text="a"))
+    first = make_agent(rules_dir=str(rules_dir))
+    await collect(first, "in the notebook", {"notebook": "sub/analysis.ipynb"})
+    reopened = make_agent(rules_dir=str(rules_dir))
+    reopened.history[:] = first.history  # what the store gives a session reopened after a restart
+    assert reopened.rules.last_context == {"notebook": "sub/analysis.ipynb"}
+    assert [r["path"] for r in reopened.rules.current(reopened.rules.last_context).to_json()["rules"]] == [
+        "sub/AGENTS.md"]
+
+
 async def test_an_edit_between_turns_is_picked_up_and_unchanged_files_are_not_reread(
         fakes: Any, make_agent: Any, tmp_path: Path, rules_dir: Path) -> None:
     rule = tmp_path / "AGENTS.md"

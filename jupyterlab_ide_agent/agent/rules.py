@@ -121,15 +121,26 @@ class RuleBook:
 
     def __init__(self, agent: IDEAgent) -> None:
         self.agent = agent
-        self.last_context: dict[str, Any] | None = None  # the latest turn's, for the sidebar's list
+        self._last_context: dict[str, Any] | None = None  # the latest turn's, for the sidebar's list
         self.reads = 0  # files actually read from disk (the rest came from the cache)
         self._cache: dict[str, _Read] = {}
         self._announced: tuple[Any, ...] = ActiveRules().signature()  # no rules: nothing to announce
 
+    @property
+    def last_context(self) -> dict[str, Any] | None:
+        """The context of the session's latest turn: this process's, or, in a session reopened
+        after a restart, the one its last user message was sent with (kept in its memory)."""
+        if self._last_context is not None:
+            return self._last_context
+        for message in reversed(self.agent.history):
+            if getattr(message, "role", None) == "user":
+                return getattr(message, "context", None)
+        return None
+
     def for_turn(self, base: str, context: dict[str, Any] | None) -> tuple[str, dict[str, Any] | None]:
         """The turn's system prompt, and the ``rules`` event's fields when the set changed since
         the last turn (None otherwise, and for a session that never had any rule)."""
-        self.last_context = context
+        self._last_context = context
         active = self.current(context)
         signature = active.signature()
         changed, self._announced = signature != self._announced, signature
