@@ -433,7 +433,7 @@ def store_of(client: Client) -> Any:
 @pytest.mark.parametrize("fault", ["full", "read-only"])
 async def test_store_full_or_read_only_while_the_server_runs(fault: str, client: Client, fakes: Any) -> None:
     """The disk fills up (or the file turns read-only) under a running server: the turn still streams, the
-    client is told once per failed write with a clear ``store`` error, the history written before stays whole,
+    client is told once, with a clear ``store`` error, the history written before stays whole,
     and when the disk has room again the same session goes on and is persisted again."""
     store = store_of(client)
     fakes["openai"].script(ScriptedTurn(text="first answer"))
@@ -451,7 +451,9 @@ async def test_store_full_or_read_only_while_the_server_runs(fault: str, client:
         assert events[-1]["type"] == "done", "the turn streamed to the end anyway"
         assert "".join(e["text"] for e in events if e["type"] == "text_delta") == "an answer the disk cannot keep"
         errors = [e for e in events if e["type"] == "error"]
-        assert errors and all(e["kind"] == "store" and e["retryable"] is False for e in errors)
+        assert len(errors) == 1, "one warning for the outage, not one per event that could not be saved"
+        assert errors[0]["kind"] == "store" and errors[0]["retryable"] is False
+        assert "not saved until the store can write again" in errors[0]["message"]
         expected = "full" if fault == "full" else "not writable"
         assert expected in errors[0]["message"] and str(store.path) in errors[0]["message"], errors[0]
         assert (await client.logged())[:len(before)] == before, "the history written before is intact"

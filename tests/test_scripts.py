@@ -354,3 +354,16 @@ def test_tail_reads_only_the_end_of_a_big_log(tmp_path: Path) -> None:
         pass
     assert counter.advance(1)[0] == 2_000_000 + 4  # plus the last, unterminated line
     assert read_tail(log, 0) == [] and read_tail(tmp_path / "none.log", 5) == []
+
+
+async def test_the_grace_periods_come_from_config(tmp_path: Path) -> None:
+    """c.IDEAgent.script_grace sets how long InterruptProcess waits between SIGINT, SIGTERM and SIGKILL."""
+    from traitlets.config import Config
+
+    from jupyterlab_ide_agent import IDEAgent
+
+    agent = IDEAgent(workspace_dir=tmp_path, config=Config({"IDEAgent": {"script_grace": 30.0}}))
+    try:
+        assert agent.processes.grace == (30.0, 30.0)
+    finally:
+        await agent.cleanup()

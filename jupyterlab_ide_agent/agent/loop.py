@@ -115,7 +115,7 @@ class IDEAgent(AgentSettings):
         # inside a server the host is the server's (shared); standalone the agent owns a LocalHost
         self._owns_host = host is None
         self.host = host or LocalHost(self.workspace_dir)
-        self.processes = processes or ProcessTable(self.workspace_dir)
+        self.processes = processes or ProcessTable(self.workspace_dir, grace=(self.script_grace, self.script_grace))
         # MCP servers: the Jupyter server's shared manager (the extension's), else the agent's own; lazy
         shared_mcp = mcp or getattr(self.parent, "mcp_manager", None)
         self._owns_mcp = shared_mcp is None

@@ -56,6 +56,7 @@ class AgentSession:
         self.store = store
         self.log: list[Event] = []  # only without a store
         self._subscribers: set[Subscriber] = set()
+        self._store_failing = False  # told once per outage, not once per failed write
         self._on_close: set[Callable[[], None]] = set()
         self._prompts: asyncio.Queue[Prompt] = asyncio.Queue()
         self._worker: asyncio.Task[None] | None = None
@@ -100,11 +101,20 @@ class AgentSession:
             return
         try:
             self.store.append_event(self.id, event, data)
-        except StoreError as exc:  # say so live; earlier history stays intact in the store
-            self.agent.log.error("IDE agent: %s", exc)
-            warning = self.agent.events.make("error", None, kind="store", message=str(exc), retryable=False)
+        except StoreError as exc:  # say so live, once per outage; earlier history stays intact in the store
+            if self._store_failing:
+                return
+            self._store_failing = True
+            self.agent.log.error("IDE agent: %s; events are not saved until it can write again", exc)
+            warning = self.agent.events.make(
+                "error", None, kind="store", retryable=False,
+                message=f"{exc}. The conversation goes on, but it is not saved until the store can write again.")
             for callback in list(self._subscribers):
                 callback(warning, json.dumps(warning))
+        else:
+            if self._store_failing:
+                self._store_failing = False
+                self.agent.log.info("IDE agent: the session store %s writes again", self.store.path)
 
     def save(self) -> None:
         """Save the agent's memory, usage and state (at a turn boundary: every call answered)."""

@@ -40,6 +40,10 @@ class AgentSettings(LoggingConfigurable):
     tool_output_limit = Int(
         30_000, help="Characters of one tool result sent to the model; the rest is cut with a note."
     ).tag(config=True)
+    script_grace = Float(
+        5.0, help="Seconds InterruptProcess waits after SIGINT before SIGTERM, and after SIGTERM before SIGKILL "
+        "(a script that saves a checkpoint on KeyboardInterrupt may need longer).",
+    ).tag(config=True)
     delta_window = Float(
         0.016,
         help="Seconds within which streamed text deltas are joined into one event (0 sends each delta). "
