@@ -9,7 +9,6 @@ with thinking enabled unless the previous assistant turn is sent back unmodified
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -35,6 +34,7 @@ from .base import (
     TextDelta,
     ToolCallRequested,
     Usage,
+    parse_arguments,
 )
 
 DEFAULT_MAX_TOKENS = 8192
@@ -186,13 +186,7 @@ class _Assembly:
 
     def finish_tool(self, index: int) -> ToolCall:
         block = self.blocks[index]
-        raw = self.partial_json.pop(index, "")
-        try:
-            args = json.loads(raw) if raw.strip() else {}
-        except json.JSONDecodeError:
-            args = None
-        if not isinstance(args, dict):
-            args = {"_unparsed_arguments": raw}
+        args = parse_arguments(self.partial_json.pop(index, ""))
         block["input"] = args
         call = ToolCall(block["id"], block["name"], args)
         self.calls.append(call)

@@ -11,6 +11,7 @@ The stream always ends with exactly one :class:`Finished` carrying the assembled
 
 from __future__ import annotations
 
+import json
 import os
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
@@ -61,6 +62,16 @@ class TextDelta:
 @dataclass
 class ReasoningDelta:
     text: str
+
+
+def parse_arguments(raw: str) -> dict[str, Any]:
+    """Streamed tool-call arguments as a dict. Text that is not a JSON object is handed to the loop
+    (and so to the model, which can correct itself) as ``{"_unparsed_arguments": raw}``, never raised."""
+    try:
+        value = json.loads(raw) if raw.strip() else {}
+    except json.JSONDecodeError:
+        return {"_unparsed_arguments": raw}
+    return value if isinstance(value, dict) else {"_unparsed_arguments": raw}
 
 
 @dataclass

@@ -45,8 +45,9 @@ from .base import (
     ToolCallRequested,
     ToolSpec,
     Usage,
+    parse_arguments,
 )
-from .openai_common import OpenAIClientProvider, data_url, parse_arguments, split_images
+from .openai_common import OpenAIClientProvider, data_url, split_images
 
 _STOP_REASONS = {"stop": "stop", "tool_calls": "tool_calls", "function_call": "tool_calls", "length": "max_tokens"}
 

@@ -8,9 +8,7 @@ adapters inherit them from :class:`OpenAIClientProvider` and a fix lands in both
 
 from __future__ import annotations
 
-import json
 import re
-from typing import Any
 
 import openai
 from openai import AsyncOpenAI
@@ -42,15 +40,6 @@ NO_TOOLS_HINT = (
     "llama.cpp: start llama-server with --jinja; vLLM: --enable-auto-tool-choice --tool-call-parser ...). "
     "A model without tools can still be an ensemble member or the summarizer, which send no tools."
 )
-
-
-def parse_arguments(raw: str) -> dict[str, Any]:
-    """Tool arguments as a dict; unparsable ones are handed to the loop (and model) as they came."""
-    try:
-        value = json.loads(raw) if raw.strip() else {}
-    except json.JSONDecodeError:
-        return {"_unparsed_arguments": raw}
-    return value if isinstance(value, dict) else {"_unparsed_arguments": raw}
 
 
 def split_images(images: list[dict[str, str]]) -> tuple[list[dict[str, str]], str]:

@@ -36,8 +36,9 @@ from .base import (
     ToolCallRequested,
     ToolSpec,
     Usage,
+    parse_arguments,
 )
-from .openai_common import IMAGE_TYPES, OpenAIClientProvider, data_url, parse_arguments, split_images
+from .openai_common import IMAGE_TYPES, OpenAIClientProvider, data_url, split_images
 
 __all__ = ["IMAGE_TYPES", "OpenAIResponsesProvider", "parse_arguments"]
 

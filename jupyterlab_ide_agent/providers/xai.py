@@ -38,6 +38,7 @@ from .base import (
     TextDelta,
     ToolCallRequested,
     Usage,
+    parse_arguments,
 )
 
 REPLAY_TYPE = "xai_message"
@@ -95,15 +96,6 @@ def is_loopback(host: str) -> bool:
     else:
         name = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
     return name in _LOOPBACK
-
-
-def parse_arguments(raw: str) -> dict[str, Any]:
-    """Tool-call arguments as a dict; anything else is handed to the loop unparsed, never raised."""
-    try:
-        value = json.loads(raw) if raw.strip() else {}
-    except json.JSONDecodeError:
-        return {"_unparsed_arguments": raw}
-    return value if isinstance(value, dict) else {"_unparsed_arguments": raw}
 
 
 def normalize_usage(usage: Any) -> Usage:
