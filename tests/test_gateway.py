@@ -13,10 +13,8 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 import uuid
@@ -36,6 +34,7 @@ from jupyterlab_ide_agent.host.execute import start_client
 from jupyterlab_ide_agent.host.gateway import GatewayConnectionError
 from tests import test_notebook_server as local_scenario
 from tests.conftest import providers_config
+from tests.servers import free_port, wait_until_answering
 
 # The ServerHost fixtures and user-side helpers of the local-kernel scenario, reused unchanged on gateway kernels.
 host, call = local_scenario.host, local_scenario.call
@@ -73,17 +72,11 @@ class Gateway:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-40:])
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def kernel_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
     """A Jupyter Kernel Gateway on a free local port, for this module; stopped (with its kernels) after."""
     home = tmp_path_factory.mktemp("gateway")
-    port, token = _free_port(), uuid.uuid4().hex
+    port, token = free_port(), uuid.uuid4().hex
     env = {
         **os.environ,
         "JUPYTER_RUNTIME_DIR": str(home / "runtime"),
@@ -111,17 +104,7 @@ def kernel_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway
         )
     gateway = Gateway(f"http://127.0.0.1:{port}", token, proc, log)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"the kernel gateway exited with {proc.returncode}:\n{gateway.log_tail()}")
-            try:
-                gateway.get("api")
-                break
-            except (urllib.error.URLError, ConnectionError, OSError):
-                if time.monotonic() > deadline:
-                    pytest.fail(f"the kernel gateway did not answer in 60 s:\n{gateway.log_tail()}")
-                time.sleep(0.25)
+        wait_until_answering(proc, lambda: gateway.get("api"), "the kernel gateway", gateway.log_tail)
         yield gateway
     finally:
         # GatewayClient is a process-wide singleton: the next module's servers must not inherit this gateway. Here,

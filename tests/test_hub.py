@@ -12,10 +12,8 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -33,6 +31,7 @@ from traitlets.config import Config
 from jupyterlab_ide_agent.handlers import route_handlers
 from tests.conftest import providers_config
 from tests.fakes.base import ScriptedTurn
+from tests.servers import free_port, wait_until_answering
 from tests.test_ensemble_server import SYNTHESIS, read_until_verdict
 from tests.test_handlers import create_session, read_until_done
 
@@ -179,18 +178,12 @@ async def test_sessions_are_kept_in_the_users_data_dir(jp_serverapp: Any, jp_fet
 # ---------------------------------------------------------------- two users, two servers (as the hub spawns them)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class UserServer:
     """One user's ``jupyter server`` process under ``/user/<name>/``, with its own HOME (and maybe data dir)."""
 
     def __init__(self, name: str, home: Path, data_dir: Path | None, fakes: dict[str, Any]) -> None:
         self.name, self.home = name, home
-        self.port, self.token = _free_port(), f"{name}-token"
+        self.port, self.token = free_port(), f"{name}-token"
         (home / "work").mkdir(parents=True)
         config = {
             "ServerApp": {"jpserver_extensions": {"jupyterlab_ide_agent": True}},
@@ -236,17 +229,8 @@ class UserServer:
             return json.loads(response.read() or b"null")
 
     def wait_ready(self) -> None:
-        deadline = time.monotonic() + 60
-        while True:
-            if self.proc.poll() is not None:
-                pytest.fail(f"{self.name}'s server exited:\n{self.log.read_text(errors='replace')[-3000:]}")
-            try:
-                self.api("ide-agent/status")
-                return
-            except (urllib.error.URLError, ConnectionError, OSError):
-                if time.monotonic() > deadline:
-                    pytest.fail(f"{self.name}'s server did not answer:\n{self.log.read_text(errors='replace')[-3000:]}")
-                time.sleep(0.25)
+        wait_until_answering(self.proc, lambda: self.api("ide-agent/status"), f"{self.name}'s server",
+                             lambda: self.log.read_text(errors="replace")[-3000:])
 
     def stop(self) -> None:
         self.proc.terminate()

@@ -12,7 +12,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,6 +27,7 @@ from jupyterlab_ide_agent.mcp.tool import qualified_name, repair_schema, result_
 from tests.conftest import providers_config
 from tests.fakes.base import ScriptedTool, ScriptedTurn
 from tests.mcp_servers.stdio_server import PNG
+from tests.servers import free_port, wait_until_answering
 
 SERVERS = Path(__file__).parent / "mcp_servers"
 LAB_SECRET = "lab-env-secret-" + uuid.uuid4().hex[:8]
@@ -43,19 +43,11 @@ def lab(**extra: Any) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def web_url() -> Iterator[str]:
     """The streamable-HTTP server, a subprocess on a free port, behind a bearer token."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     proc = subprocess.Popen([sys.executable, str(SERVERS / "http_server.py"), str(port), HTTP_TOKEN])
     try:
-        for _ in range(300):
-            if proc.poll() is not None:
-                pytest.fail(f"the HTTP MCP server exited with {proc.returncode}")
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.05)
+        wait_until_answering(proc, lambda: socket.create_connection(("127.0.0.1", port), timeout=1).close(),
+                             "the HTTP MCP server", lambda: "(its output is in the test's captured output)")
         yield f"http://127.0.0.1:{port}/mcp"
     finally:
         proc.terminate()

@@ -34,6 +34,7 @@ from jupyterlab_ide_agent.workspace.ray_jobs import RayJobTable
 from jupyterlab_ide_agent.workspace.state import WorkspaceState
 from tests.conftest import providers_config
 from tests.fakes.base import ScriptedTool, ScriptedTurn
+from tests.servers import free_ports
 
 pytestmark = pytest.mark.timeout(300)
 pytest.importorskip("ray.job_submission", reason="Ray is an optional extra: pip install '.[ray]'")
@@ -47,16 +48,6 @@ FAILING_PY = """import os
 print("files:", sorted(os.listdir(".")), flush=True)
 raise RuntimeError("the dataset is missing")
 """
-
-
-def free_ports(n: int) -> list[int]:
-    socks = [socket.socket() for _ in range(n)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
 
 
 def _ours(session_id: int, temp_dir: str) -> list[psutil.Process]:

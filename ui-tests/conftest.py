@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 import uuid
@@ -48,6 +46,8 @@ NO_PROVIDER_ENV: dict[str, str | None] = {
 if str(REPO) not in sys.path:  # tests.fakes.* (and the package, when not installed)
     sys.path.insert(0, str(REPO))
 
+from tests.servers import free_port, wait_until_answering  # noqa: E402 - needs the repo on sys.path
+
 
 def _browser_unavailable() -> str | None:
     if not Path(CHROMIUM).exists():
@@ -71,12 +71,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(
                 pytest.mark.skip(reason=f"Chromium not found at {CHROMIUM} (set IDE_AGENT_REQUIRE_BROWSER=1 to fail)")
             )
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _installed_labextension() -> Path | None:
@@ -177,7 +171,7 @@ def start_lab(tmp_path_factory: pytest.TempPathFactory, browser_ready: None) -> 
             else:
                 env[key] = value
 
-        port, token = _free_port(), uuid.uuid4().hex
+        port, token = free_port(), uuid.uuid4().hex
         log = home / "lab.log"
         cmd = [
             sys.executable, "-m", "jupyterlab", "--no-browser", "--ServerApp.ip=127.0.0.1",
@@ -190,17 +184,7 @@ def start_lab(tmp_path_factory: pytest.TempPathFactory, browser_ready: None) -> 
             proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=home)
         lab = Lab(url=f"http://127.0.0.1:{port}{base_url}", token=token, root=root, log=log, proc=proc)
         started.append(lab)
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"jupyter lab exited with {proc.returncode}:\n{lab.log_tail()}")
-            try:
-                lab.api("api/status")
-                break
-            except (urllib.error.URLError, ConnectionError, OSError):
-                if time.monotonic() > deadline:
-                    pytest.fail(f"jupyter lab did not answer in 60 s:\n{lab.log_tail()}")
-                time.sleep(0.25)
+        wait_until_answering(proc, lambda: lab.api("api/status"), "jupyter lab", lab.log_tail)
         try:
             lab.api("ide-agent/status")
         except urllib.error.HTTPError as exc:
