@@ -321,8 +321,10 @@ class SidebarUI:
     def palette(self, query: str, label: str) -> list[str]:
         """Run a command from the palette; returns the labels the search showed."""
         search = self.page.locator("#modal-command-palette .lm-CommandPalette-input")
-        for attempt in range(5):
+        for attempt in range(6):
             self.page.keyboard.press("Escape")
+            if attempt >= 2:  # focus a neutral place first: a notebook that is loading can take the focus back
+                self.page.locator("#jp-main-statusbar").click()
             if attempt < 2:
                 self.page.keyboard.press("Control+Shift+C")
             else:  # the shortcut can be swallowed while an editor or a dialog has focus: the menu is not
